@@ -1,0 +1,42 @@
+"""Every lesson notebook runs start to finish in smoke mode, and is committed without outputs."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import nbformat
+import pytest
+from nbrun import NOTEBOOKS, execute, has_outputs, parameters_index
+
+PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+# Smoke mode targets 90 s on 2 CPU cores; the timeout leaves room for a loaded CI machine.
+SMOKE_TIMEOUT_S = int(os.environ.get("TRANSFERLAB_SMOKE_TIMEOUT", "300"))
+
+
+def test_there_are_lessons():
+    assert len(PATHS) >= 1, f"no notebooks found in {NOTEBOOKS}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_committed_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    assert not has_outputs(nb), f"{path.name} carries outputs; strip them (make strip) before committing"
+    parameters_index(nb)  # raises if there is no 'parameters' cell
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for knob in ("SMOKE", "DEVICE", "DATA", "MODELS"):
+        assert knob in nb.cells[parameters_index(nb)].source, f"{path.name}: parameters cell lacks {knob}"
+    assert "Ledger(" in src, f"{path.name} records no claims for the ledger"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    t0 = time.perf_counter()
+    execute(path, {"SMOKE": True}, timeout=SMOKE_TIMEOUT_S, cwd=NOTEBOOKS)
+    elapsed = time.perf_counter() - t0
+    print(f"{path.name}: smoke run {elapsed:.1f} s")
+    assert elapsed < SMOKE_TIMEOUT_S
+    assert list((tmp_path / "results").glob("*.json")), f"{path.name} wrote no ledger results"

@@ -1,0 +1,200 @@
+"""The kit's CNN family with named stages, and one ``create_model`` for kit models and timm models alike.
+
+A kit model reads like the diagrams in the lessons::
+
+    stem -> layer1 -> layer2 -> layer3 -> pool -> head
+    (low-level edges)        (high-level parts)    (task)
+
+so ``freeze_by_names(model, ["stem", "layer1"])`` says what it does. The models follow timm's interface
+(``forward_features``, ``forward_head``, ``num_features``, ``get_classifier``, ``reset_classifier``,
+``pretrained_cfg``) so that code written for one works for the other.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .world import WORLD_MEAN, WORLD_STD
+
+__all__ = ["KitNet", "ARCHITECTURES", "create_model", "replace_head", "stage_names", "count_params"]
+
+
+def _conv_bn(cin, cout, stride=1):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv+BN with an identity (or 1x1 projection) shortcut, as in ResNet-18."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.act(self.bn1(self.conv1(x)))
+        return self.act(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class KitNet(nn.Module):
+    """A small CNN: ``stem`` then one stage per width (each halves the resolution), ``pool``, ``head``.
+
+    Parameters
+    ----------
+    num_classes : int
+    widths : tuple of int
+        Channels of ``layer1``, ``layer2``, ...; one stage each.
+    stem_width : int
+    block : {"plain", "residual"}
+        "plain": two conv+BN+ReLU per stage (VGG-like); "residual": one BasicBlock per stage.
+
+    Examples
+    --------
+    >>> m = KitNet(10, widths=(8, 16)); [n for n, _ in m.named_children()]
+    ['stem', 'layer1', 'layer2', 'pool', 'head']
+    >>> m(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int = 10, widths=(24, 48, 96), stem_width: int = 16, block: str = "plain",
+                 in_chans: int = 3):
+        super().__init__()
+        if block not in ("plain", "residual"):
+            raise ValueError(f"block must be 'plain' or 'residual', got {block!r}")
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
+        self.stem = _conv_bn(in_chans, stem_width)
+        cin = stem_width
+        names = ["stem"]
+        for i, w in enumerate(widths, start=1):
+            if block == "plain":
+                stage = nn.Sequential(_conv_bn(cin, w, stride=2), _conv_bn(w, w))
+            else:
+                stage = nn.Sequential(BasicBlock(cin, w, stride=2))
+            self.add_module(f"layer{i}", stage)
+            names.append(f"layer{i}")
+            cin = w
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(cin, num_classes)
+        self.num_features = cin
+        self.num_classes = int(num_classes)
+        self.stage_names = tuple(names)
+        self.pretrained_cfg = dict(mean=WORLD_MEAN, std=WORLD_STD, input_size=(in_chans, 32, 32),
+                                   interpolation="bilinear", crop_pct=1.0, num_classes=int(num_classes))
+
+    def forward_features(self, x):
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return x
+
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.pool(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self):
+        return self.head
+
+    def reset_classifier(self, num_classes: int):
+        self.head = nn.Linear(self.num_features, num_classes)
+        self.num_classes = int(num_classes)
+        self.pretrained_cfg = dict(self.pretrained_cfg, num_classes=int(num_classes))
+
+
+# name -> constructor keyword arguments
+ARCHITECTURES = {
+    "kitnet_s": dict(widths=(16, 32, 64), stem_width=16),
+    "kitnet_m": dict(widths=(24, 48, 96), stem_width=16),
+    "kitnet_l": dict(widths=(32, 64, 128), stem_width=24),
+    "kitnet_deep": dict(widths=(24, 48, 96, 128), stem_width=16),
+    "kitres_m": dict(widths=(32, 64, 128), stem_width=24, block="residual"),
+}
+
+
+def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, device=None, **kwargs) -> nn.Module:
+    """Create a kit model, a kit zoo model, or any timm model, with a fresh head of ``num_classes``.
+
+    Parameters
+    ----------
+    name : str
+        A kit architecture (``"kitnet_m"``, see ``ARCHITECTURES``), a zoo entry (``"kitnet_m-src"``, see
+        ``transferlab.zoo.ZOO``; pretrained weights from the kit's cache), or a timm model name
+        (``"resnet18"``; ``pretrained=True`` downloads through timm and needs a network).
+    pretrained : bool
+        Load pretrained weights. For a kit architecture this is an error: name a zoo entry instead.
+
+    Examples
+    --------
+    >>> create_model("kitnet_s", 5).head.out_features
+    5
+    """
+    from . import zoo
+    from .device import resolve_device
+
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    if name in ARCHITECTURES:
+        if pretrained:
+            options = [n for n, s in zoo.ZOO.items() if s.arch == name]
+            raise ValueError(f"{name!r} is an architecture; pretrained weights come from a zoo entry: {options}")
+        model = KitNet(num_classes, **{**ARCHITECTURES[name], **kwargs})
+        model.pretrained_cfg["architecture"] = name
+    elif name in zoo.ZOO:
+        model = zoo.load(name) if pretrained else zoo.ZOO[name].make_model()
+        if model.num_classes != num_classes:
+            replace_head(model, num_classes)
+    else:
+        import timm
+
+        if not timm.list_models(name) and name.split(".")[0] not in timm.list_models():
+            raise ValueError(f"unknown model {name!r}: not a kit architecture {sorted(ARCHITECTURES)}, not a zoo "
+                             f"entry {sorted(zoo.ZOO)}, and not a timm model (see timm.list_models())")
+        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    return model.to(resolve_device(device))
+
+
+def replace_head(model: nn.Module, num_classes: int, *, seed: int | None = None) -> nn.Module:
+    """Replace the classifier by a freshly initialised one with ``num_classes`` outputs; returns the new head.
+
+    Works for kit and timm models (``reset_classifier``). The new head is created on the model's device,
+    trainable, and seeded when ``seed`` is given.
+    """
+    if not hasattr(model, "reset_classifier"):
+        raise TypeError(f"{type(model).__name__} has no reset_classifier(); expected a kit or timm model")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    params = list(model.parameters())
+    device = params[0].device if params else torch.device("cpu")
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model.reset_classifier(num_classes)
+    head = model.get_classifier()
+    head.to(device)
+    return head
+
+
+def stage_names(model: nn.Module) -> tuple[str, ...]:
+    """The model's stages from input to output, without the head (kit models: ``model.stage_names``)."""
+    if hasattr(model, "stage_names"):
+        return tuple(model.stage_names)
+    if hasattr(model, "feature_info"):  # timm
+        mods = [info["module"].split(".")[0] for info in model.feature_info]
+        return tuple(dict.fromkeys(mods))
+    raise TypeError(f"cannot tell the stages of {type(model).__name__}; expected a kit or timm model")
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (optionally only those with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

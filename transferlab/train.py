@@ -1,0 +1,304 @@
+"""Training and evaluation: the plumbing every lesson shares, so that the notebooks show only the lesson.
+
+``fit`` trains with tqdm progress, records a per-epoch :class:`History`, calls callbacks (the widgets'
+TrainingMonitor is one), handles the device, and uses bf16 autocast on CUDA. Anything that is the lesson
+(what to freeze, which learning rate) is an argument, not hidden inside.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .device import autocast, resolve_device
+
+__all__ = [
+    "History",
+    "Callback",
+    "TrainState",
+    "fit",
+    "evaluate",
+    "extract_features",
+    "make_optimizer",
+    "fit_linear_probe",
+]
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of one ``fit`` call (``rows`` is a list of dicts; ``.frame()`` gives pandas)."""
+
+    rows: list = field(default_factory=list)
+    stopped_early: bool = False
+
+    def __getitem__(self, key: str) -> list:
+        if not self.rows or key not in self.rows[0]:
+            raise KeyError(f"{key!r} is not recorded; recorded: {sorted(self.rows[0]) if self.rows else []}")
+        return [r[key] for r in self.rows]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def last(self, key: str):
+        return self[key][-1]
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+@dataclass
+class TrainState:
+    """What callbacks see: the live model/optimizer and counters. Set ``stop = True`` to end after this batch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    epochs: int
+    batches_per_epoch: int
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    loss: float = float("nan")
+    samples_seen: int = 0
+    epoch_start: float = 0.0
+    history: History = field(default_factory=History)
+    stop: bool = False
+
+
+class Callback:
+    """Override any of these; each receives the :class:`TrainState`."""
+
+    def on_fit_start(self, state: TrainState): ...
+
+    def on_epoch_start(self, state: TrainState): ...
+
+    def on_batch_end(self, state: TrainState): ...
+
+    def on_epoch_end(self, state: TrainState): ...
+
+    def on_fit_end(self, state: TrainState): ...
+
+
+def make_optimizer(params, name: str = "adamw", lr: float = 1e-3, weight_decay: float = 5e-4,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    """``"adamw"`` or ``"sgd"`` (with momentum) over ``params`` (tensors or param-group dicts)."""
+    params = list(params)
+    if not params:
+        raise ValueError("no parameters to optimise: is everything frozen?")
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; expected 'adamw' or 'sgd' (or pass an Optimizer)")
+
+
+def fit(
+    model: nn.Module,
+    train: Iterable,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    optimizer: str | torch.optim.Optimizer = "adamw",
+    weight_decay: float = 5e-4,
+    schedule: str | None = "onecycle",
+    val: Iterable | None = None,
+    device=None,
+    amp: bool | None = None,
+    callbacks: Iterable[Callback] = (),
+    progress: bool = True,
+    seed: int | None = None,
+    desc: str = "fit",
+) -> History:
+    """Train ``model`` on ``train`` (an iterable of ``(x, y)`` batches) for ``epochs``; returns a History.
+
+    Parameters
+    ----------
+    optimizer : "adamw", "sgd" or a ``torch.optim.Optimizer``
+        A name builds one over the parameters with ``requires_grad`` (frozen ones are left out). Pass your
+        own optimizer to control param groups (e.g. discriminative learning rates); ``lr`` then only sets the
+        schedule's peak when ``schedule="onecycle"`` (as each group's own ``lr`` times ``lr / max group lr``).
+    schedule : "onecycle", "cosine" or None
+        Per-step learning-rate schedule.
+    val : optional iterable of batches, evaluated after every epoch.
+    amp : bf16 autocast; ``None`` means "on for CUDA".
+    seed : seeds the global RNG before training (dropout, head init done here); data order is the loader's.
+
+    Examples
+    --------
+    >>> from transferlab.world import target_task
+    >>> from transferlab.models import create_model
+    >>> task = target_task(4, n_test_per_class=2, size=16)
+    >>> h = fit(create_model("kitnet_s", 10), task.loader("train", 20), epochs=1, progress=False)
+    >>> len(h), "train_loss" in h.rows[0]
+    (1, True)
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    device = resolve_device(device)
+    if seed is not None:
+        torch.manual_seed(seed)
+    model.to(device)
+    if isinstance(optimizer, str):
+        optimizer = make_optimizer((p for p in model.parameters() if p.requires_grad), optimizer, lr, weight_decay)
+    steps = epochs * len(train)
+    scheduler = _make_schedule(optimizer, schedule, lr, steps)
+    state = TrainState(model, optimizer, device, epochs, len(train))
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        cb.on_fit_start(state)
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    try:
+        for epoch in range(epochs):
+            state.epoch, state.epoch_start = epoch, time.perf_counter()
+            for cb in callbacks:
+                cb.on_epoch_start(state)
+            model.train()
+            tot_loss, tot_correct, tot_n = 0.0, 0, 0
+            for b, (x, y) in enumerate(train):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with autocast(device, amp):
+                    out = model(x)
+                    loss = F.cross_entropy(out.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                n = len(y)
+                tot_loss += loss.item() * n
+                tot_correct += (out.argmax(1) == y).sum().item()
+                tot_n += n
+                state.batch, state.step, state.loss = b, state.step + 1, loss.item()
+                state.samples_seen += n
+                bar.update(1)
+                for cb in callbacks:
+                    cb.on_batch_end(state)
+                if state.stop:
+                    break
+            elapsed = time.perf_counter() - state.epoch_start
+            row = dict(epoch=epoch + 1, train_loss=tot_loss / max(tot_n, 1), train_acc=tot_correct / max(tot_n, 1),
+                       lr=optimizer.param_groups[0]["lr"], seconds=elapsed, samples_per_s=tot_n / max(elapsed, 1e-9))
+            if val is not None:
+                ev = evaluate(model, val, device=device, amp=amp)
+                row.update(val_loss=ev["loss"], val_acc=ev["acc"])
+            state.history.rows.append(row)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "val_acc")})
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+            if state.stop:
+                state.history.stopped_early = True
+                break
+    finally:
+        bar.close()
+    for cb in callbacks:
+        cb.on_fit_end(state)
+    return state.history
+
+
+def _make_schedule(optimizer, schedule, lr, steps):
+    if schedule is None:
+        return None
+    if schedule == "onecycle":
+        top = max(g["lr"] for g in optimizer.param_groups)
+        max_lr = [lr * g["lr"] / top for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(steps, 1),
+                                                   pct_start=0.25)
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+    raise ValueError(f"unknown schedule {schedule!r}; expected 'onecycle', 'cosine' or None")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None) -> dict:
+    """Mean cross-entropy and accuracy over ``data``, in eval mode (the model's mode is restored after).
+
+    Returns ``{"loss": float, "acc": float, "n": int}``.
+    """
+    device = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    tot_loss, tot_correct, tot_n = 0.0, 0, 0
+    try:
+        for x, y in data:
+            x, y = x.to(device), y.to(device)
+            with autocast(device, amp):
+                out = model(x).float()
+            tot_loss += F.cross_entropy(out, y, reduction="sum").item()
+            tot_correct += (out.argmax(1) == y).sum().item()
+            tot_n += len(y)
+    finally:
+        model.train(was_training)
+    if tot_n == 0:
+        raise ValueError("evaluate() got no batches")
+    return {"loss": tot_loss / tot_n, "acc": tot_correct / tot_n, "n": tot_n}
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None):
+    """Pre-logit features (``forward_head(..., pre_logits=True)``) and labels for every batch, in eval mode.
+
+    Returns ``(features float32 [N, D] on CPU, labels [N])``.
+    """
+    device = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    feats, labels = [], []
+    try:
+        for x, y in data:
+            with autocast(device, amp):
+                f = model.forward_head(model.forward_features(x.to(device)), pre_logits=True)
+            feats.append(f.float().cpu())
+            labels.append(y.cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, num_classes: int, *,
+                     epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
+                     standardize: bool = True) -> nn.Module:
+    """Train a linear classifier on cached features (full-batch AdamW): the fast form of "train the head only".
+
+    Returns an ``nn.Sequential(standardise, linear)`` that maps features to logits.
+    """
+    if train_features.ndim != 2 or len(train_features) != len(train_labels):
+        raise ValueError(f"expected features [N, D] and labels [N], got {tuple(train_features.shape)} and "
+                         f"{tuple(train_labels.shape)}")
+    x = train_features.float()
+    mean = x.mean(0) if standardize else torch.zeros(x.shape[1])
+    std = x.std(0).clamp(min=1e-6) if standardize and len(x) > 1 else torch.ones(x.shape[1])
+    gen = torch.Generator().manual_seed(seed)
+    linear = nn.Linear(x.shape[1], num_classes)
+    with torch.no_grad():
+        bound = 1 / math.sqrt(x.shape[1])
+        linear.weight.uniform_(-bound, bound, generator=gen)
+        linear.bias.zero_()
+    opt = torch.optim.AdamW(linear.parameters(), lr=lr, weight_decay=weight_decay)
+    xs = (x - mean) / std
+    for _ in range(epochs):
+        opt.zero_grad()
+        F.cross_entropy(linear(xs), train_labels).backward()
+        opt.step()
+    scale = _Standardize(mean, std)
+    return nn.Sequential(scale, linear)
+
+
+class _Standardize(nn.Module):
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
