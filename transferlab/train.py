@@ -127,7 +127,7 @@ def fit(
         own optimizer to control param groups (e.g. discriminative learning rates); ``lr`` then only sets the
         schedule's peak when ``schedule="onecycle"`` (as each group's own ``lr`` times ``lr / max group lr``).
     schedule : "onecycle", "cosine" or None
-        Per-step learning-rate schedule.
+        Per-step learning-rate schedule ("onecycle" with fewer than 10 steps in all keeps ``lr`` constant).
     val : optional iterable of batches, evaluated after every epoch.
     amp : bf16 autocast; ``None`` means "on for CUDA".
     seed : seeds the global RNG before training (dropout, head init done here); data order is the loader's.
@@ -210,6 +210,8 @@ def _make_schedule(optimizer, schedule, lr, steps):
     if schedule is None:
         return None
     if schedule == "onecycle":
+        if steps < 10:  # too few steps for warm-up and annealing phases: keep the learning rate constant
+            return None
         top = max(g["lr"] for g in optimizer.param_groups)
         max_lr = [lr * g["lr"] / top for g in optimizer.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(steps, 1),

@@ -121,15 +121,16 @@ def _atomic_write(path: Path, write) -> None:
 
 
 @contextlib.contextmanager
-def _lock():
-    """An exclusive lock on the zoo folder, so two processes never build the same model at once."""
+def _lock(what: str):
+    """An exclusive lock on one zoo model (or on the manifest), so two processes never build the same model
+    at once, while loading a built model never waits for another model's build."""
     zoo_dir().mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # Windows: no cross-process lock; atomic renames still keep files whole
         yield
         return
-    with open(zoo_dir() / ".lock", "w") as fh:
+    with open(zoo_dir() / f".{what}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -171,7 +172,7 @@ def _pretrain(spec: ZooSpec, progress: bool, device) -> tuple[KitNet, float]:
 def build(name: str, *, force: bool = False, progress: bool = True, device=None) -> Path:
     """Pretrain zoo model ``name`` and store it (skipped when a valid copy is cached, unless ``force``)."""
     spec = _check_name(name)
-    with _lock():
+    with _lock(name):
         if not force and _valid(name, spec):
             return zoo_dir() / f"{name}.safetensors"
         return _build_locked(name, spec, progress, device)
@@ -188,9 +189,10 @@ def _build_locked(name, spec, progress, device) -> Path:
     entry = dict(asdict(spec), name=name, fingerprint=spec.fingerprint(), source_test_acc=round(acc, 4),
                  sha256=sha256(path), bytes=path.stat().st_size, build_seconds=round(time.perf_counter() - t0, 1),
                  torch=torch.__version__, transferlab=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    man = manifest()
-    man[name] = entry
-    _atomic_write(zoo_dir() / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(man, indent=2)))
+    with _lock("manifest"):  # read-modify-write: other processes may be adding their own entries
+        man = manifest()
+        man[name] = entry
+        _atomic_write(zoo_dir() / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(man, indent=2)))
     return path
 
 
@@ -231,7 +233,7 @@ def load(name: str, *, device=None, build_missing: bool = True, progress: bool =
     from .device import resolve_device
 
     spec = _check_name(name)
-    with _lock():
+    with _lock(name):
         if not _valid(name, spec):
             if not build_missing:
                 raise FileNotFoundError(f"zoo model {name!r} is not built in {zoo_dir()}; build it with "

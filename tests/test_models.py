@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from transferlab import models as M
+from transferlab.zoo import ZOO
+
+
+@pytest.mark.parametrize("arch", sorted(M.ARCHITECTURES))
+def test_kit_architectures_have_named_stages_and_timm_interface(arch):
+    m = M.create_model(arch, 7)
+    names = [n for n, _ in m.named_children()]
+    assert names[0] == "stem" and names[-2:] == ["pool", "head"]
+    assert M.stage_names(m) == tuple(n for n in names if n not in ("pool", "head"))
+    x = torch.randn(3, 3, 32, 32)
+    assert m(x).shape == (3, 7)
+    f = m.forward_features(x)
+    assert m.forward_head(f, pre_logits=True).shape == (3, m.num_features)
+    assert m.get_classifier() is m.head
+    assert m.pretrained_cfg["num_classes"] == 7 and len(m.pretrained_cfg["mean"]) == 3
+
+
+def test_replace_head_is_fresh_seeded_and_keeps_body():
+    m = M.create_model("kitnet_s", 10)
+    body = {k: v.clone() for k, v in m.state_dict().items() if not k.startswith("head")}
+    h1 = M.replace_head(m, 4, seed=1)
+    w1 = h1.weight.detach().clone()
+    h2 = M.replace_head(m, 4, seed=1)
+    assert h2.out_features == 4 and torch.equal(w1, h2.weight)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in body.items())
+    assert all(p.requires_grad for p in h2.parameters())
+    with pytest.raises(ValueError, match="num_classes"):
+        M.replace_head(m, 0)
+    with pytest.raises(TypeError, match="reset_classifier"):
+        M.replace_head(torch.nn.Linear(2, 2), 3)
+
+
+def test_create_model_errors_are_clear():
+    with pytest.raises(ValueError, match="architecture; pretrained weights come from a zoo entry"):
+        M.create_model("kitnet_m", 10, pretrained=True)
+    with pytest.raises(ValueError, match="unknown model 'kitnet_xxl'"):
+        M.create_model("kitnet_xxl", 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        M.create_model("kitnet_s", -1)
+
+
+def test_create_model_zoo_entry_without_weights_is_the_recipe_architecture():
+    m = M.create_model("kitres_m-src", 3)
+    assert isinstance(m, M.KitNet) and m.head.out_features == 3
+    assert m.pretrained_cfg["architecture"] == ZOO["kitres_m-src"].arch
+
+
+def test_create_model_timm_offline():
+    m = M.create_model("resnet18", 5)  # architecture only: no download
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+    assert M.stage_names(m)[-1] == "layer4"
+
+
+def test_count_params():
+    m = M.create_model("kitnet_s", 10)
+    total = M.count_params(m)
+    m.head.weight.requires_grad_(False)
+    assert M.count_params(m, trainable_only=True) == total - m.head.weight.numel()
