@@ -12,12 +12,15 @@ so ``freeze_by_names(model, ["stem", "layer1"])`` says what it does. The models 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from .world import WORLD_MEAN, WORLD_STD
 
-__all__ = ["KitNet", "ARCHITECTURES", "create_model", "replace_head", "stage_names", "count_params"]
+__all__ = ["KitNet", "ARCHITECTURES", "create_model", "replace_head", "stage_names", "count_params",
+           "timm_weights_path"]
 
 
 def _conv_bn(cin, cout, stride=1):
@@ -130,7 +133,8 @@ def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, 
     name : str
         A kit architecture (``"kitnet_m"``, see ``ARCHITECTURES``), a zoo entry (``"kitnet_m-src"``, see
         ``transferlab.zoo.ZOO``; pretrained weights from the kit's cache), or a timm model name
-        (``"resnet18"``; ``pretrained=True`` downloads through timm and needs a network).
+        (``"resnet18"``; ``pretrained=True`` downloads through timm and needs a network, unless a local file
+        is given as ``weights="/path/file.safetensors"`` or cached at ``timm_weights_path(name)``).
     pretrained : bool
         Load pretrained weights. For a kit architecture this is an error: name a zoo entry instead.
 
@@ -160,8 +164,71 @@ def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, 
         if not timm.list_models(name) and name.split(".")[0] not in timm.list_models():
             raise ValueError(f"unknown model {name!r}: not a kit architecture {sorted(ARCHITECTURES)}, not a zoo "
                              f"entry {sorted(zoo.ZOO)}, and not a timm model (see timm.list_models())")
-        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+        model = _create_timm(name, num_classes, pretrained, kwargs)
     return model.to(resolve_device(device))
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def timm_weights_path(name: str) -> Path:
+    """Where the kit looks for local pretrained weights of timm model ``name`` before asking the hub.
+
+    ``$TRANSFERLAB_HOME/weights/<name>.safetensors`` (e.g. ``resnet18.a1_in1k.safetensors``): copy a file there
+    (``data_scripts/fetch_datasets.py --model NAME`` writes one) and ``create_model(name, pretrained=True)``
+    works on a machine without the hub.
+
+    Examples
+    --------
+    >>> timm_weights_path("resnet18.a1_in1k").name
+    'resnet18.a1_in1k.safetensors'
+    """
+    from .zoo import home
+
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise ValueError(f"expected a timm model name such as 'resnet18.a1_in1k', got {name!r}")
+    return home() / "weights" / f"{name}.safetensors"
+
+
+def _create_timm(name: str, num_classes: int, pretrained: bool, kwargs: dict) -> nn.Module:
+    """timm.create_model, with pretrained weights from a local file when one is given or cached.
+
+    ``weights=<path>`` (a ``.safetensors`` file, or a ``.pth``/``.bin`` state dict loaded with
+    ``weights_only=True``) implies ``pretrained=True``; timm loads it through
+    ``pretrained_cfg_overlay=dict(file=...)``, keeps the model's ``pretrained_cfg`` (mean, std, input size,
+    interpolation) and drops the source classifier when ``num_classes`` differs.
+    """
+    import timm
+
+    weights = kwargs.pop("weights", None)
+    if weights is None and pretrained and timm_weights_path(name).exists():
+        weights = timm_weights_path(name)
+    if weights is not None:
+        weights = Path(weights).expanduser()
+        if weights.suffix not in _WEIGHT_SUFFIXES:
+            raise ValueError(f"weights file {str(weights)!r} should end in one of {_WEIGHT_SUFFIXES}")
+        if not weights.is_file():
+            raise FileNotFoundError(f"weights file {str(weights)!r} does not exist")
+        overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {}, file=str(weights))
+        model = timm.create_model(name, pretrained=True, num_classes=num_classes, pretrained_cfg_overlay=overlay,
+                                  **kwargs)
+        model.pretrained_cfg = dict(model.pretrained_cfg, file=str(weights), pretrained=True)
+        return model
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except Exception as err:  # the hub's errors differ by version; re-raise only the ones about reaching it
+        if not pretrained or not _is_network_error(err):
+            raise
+        raise OSError(f"cannot get pretrained weights for {name!r} from the Hugging Face hub ({type(err).__name__}: "
+                      f"{err}). Offline? Use the kit's zoo (MODELS='zoo'), or on a machine with a network run "
+                      f"`python data_scripts/fetch_datasets.py --model {name}` and copy the file it writes to "
+                      f"{timm_weights_path(name)} here (or pass weights='/path/to/file.safetensors').") from err
+
+
+def _is_network_error(err: BaseException) -> bool:
+    kinds = type(err).__mro__
+    return isinstance(err, OSError) or any(k.__module__.split(".")[0] in ("huggingface_hub", "requests", "httpx",
+                                                                        "urllib3") for k in kinds)
 
 
 def replace_head(model: nn.Module, num_classes: int, *, seed: int | None = None) -> nn.Module:
