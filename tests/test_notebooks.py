@@ -34,6 +34,9 @@ def test_committed_clean(path):
 def test_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # kernels run side by side: one thread each, or two kernels x two threads oversubscribe a 2-core machine
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
     t0 = time.perf_counter()
     execute(path, {"SMOKE": True}, timeout=SMOKE_TIMEOUT_S, cwd=NOTEBOOKS)
     elapsed = time.perf_counter() - t0
