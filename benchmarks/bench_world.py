@@ -41,7 +41,8 @@ def main() -> int:
         n = len(task.y_train) + len(task.y_test)
         rows[name] = dict(images=n, median_s=round(statistics.median(times), 3), min_s=round(min(times), 3),
                           images_per_s=round(n / statistics.median(times)))
-        print(f"{name:<40} {n:>6} images  median {statistics.median(times):6.2f} s  ({rows[name]['images_per_s']} img/s)")
+        med = statistics.median(times)
+        print(f"{name:<40} {n:>6} images  median {med:6.2f} s  ({rows[name]['images_per_s']} img/s)")
     ok = rows["source 50k (2500/class x 20) @32px"]["median_s"] < 10
     print("target (50k images < 10 s):", "met" if ok else "NOT met")
     write_results("world", dict(threads=args.threads, repeats=args.repeats, cases=rows, target_met=ok))

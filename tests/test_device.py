@@ -38,7 +38,7 @@ def test_seed_everything_repeats_and_validates():
     a = (torch.rand(3), torch.randn(2))
     D.seed_everything(3)
     b = (torch.rand(3), torch.randn(2))
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     D.seed_everything(4)
     assert not torch.equal(a[0], torch.rand(3))
     for bad in (-1, 1.5, "0", True):

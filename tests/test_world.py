@@ -24,9 +24,9 @@ def test_render_in_several_chunks_is_deterministic(monkeypatch):
 
 
 def test_palettes_differ_as_designed():
-    n = 64
-    bright = W.render(torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long))
-    dark = W.render(torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long))
+    zeros, ones = torch.zeros(64, dtype=torch.long), torch.ones(64, dtype=torch.long)
+    bright = W.render(zeros, zeros, zeros)
+    dark = W.render(zeros, zeros, ones)
     # bright-on-dark images are mostly dark; dark-on-bright mostly bright
     assert bright.float().mean() < 90 < dark.float().mean()
 

@@ -40,7 +40,7 @@ def test_build_writes_safetensors_and_manifest(tiny_zoo):
 def test_load_roundtrip_and_create_model(tiny_zoo):
     zoo.build("tiny-test", progress=False)
     a, b = zoo.load("tiny-test"), zoo.load("tiny-test")
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     assert a.pretrained_cfg["zoo_name"] == "tiny-test"
     m = create_model("tiny-test", 4, pretrained=True)
     assert m.head.out_features == 4

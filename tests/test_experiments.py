@@ -1,0 +1,255 @@
+"""transferlab.experiments: strategies, one run, grids, the result cache and the weight-movement measure."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from transferlab import experiments as X
+from transferlab.freeze import freeze_stages, is_frozen_bn
+from transferlab.models import KitNet, create_model
+from transferlab.train import Callback, evaluate
+
+# A tiny budget on the smallest zoo model at 16 px: every run takes well under a second.
+TINY = X.RunConfig(model="kitnet_s-src", train_images=60, min_epochs=2, max_epochs=2, n_test_per_class=4,
+                   image_size=16, probe_epochs=20, batch_size=16)
+STAGES = ("stem", "layer1", "layer2", "layer3")
+
+
+class Grab(Callback):
+    """Keeps the model and a snapshot of it at the start of training."""
+
+    def on_fit_start(self, state):
+        self.model = state.model
+        self.start = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------------------------- strategies
+def test_strategies_and_k_rules():
+    assert X.stages_of(TINY) == STAGES
+    assert X.STRATEGIES["probe"].check_k(None, 4) == 4
+    assert X.STRATEGIES["scratch"].check_k(None, 4) == 0
+    assert X.STRATEGIES["freeze"].check_k(3, 4) == 3
+    with pytest.raises(IndexError, match=r"k=5 is out of range.*0\.\.4"):
+        X.STRATEGIES["freeze"].check_k(5, 4)
+    with pytest.raises(ValueError, match="always runs with k=4"):
+        X.STRATEGIES["probe"].check_k(1, 4)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        X.STRATEGIES["freeze"].check_k(True, 4)
+    with pytest.raises(KeyError, match="Did you mean 'freeze'"):
+        X.run_one(2, 1.0, "freez", 1, config=TINY)
+    plan = X.default_plan(4)
+    assert plan[0] == ("probe", 4) and [k for s, k in plan if s == "freeze"] == [0, 1, 2, 3]
+    assert {s for s, _ in plan} == set(X.STRATEGIES)
+    assert X.strategy_label("freeze", 3, STAGES) == "freeze stem..layer2 (k=3)"
+
+
+def test_run_config_validates_and_budgets_epochs():
+    cfg = X.RunConfig(train_images=1000, min_epochs=2, max_epochs=10)
+    assert [cfg.epochs(n) for n in (50, 200, 1000)] == [10, 5, 2]
+    with pytest.raises(ValueError, match="lr_finetune must be a number > 0"):
+        X.RunConfig(lr_finetune=0)
+    with pytest.raises(ValueError, match="min_epochs=5 is larger than max_epochs=2"):
+        X.RunConfig(min_epochs=5, max_epochs=2)
+    with pytest.raises(ValueError, match="layer_decay must be in"):
+        X.RunConfig(layer_decay=2.0)
+    assert X.RunConfig().fingerprint() == X.RunConfig().fingerprint() != X.RunConfig(lr_finetune=1e-4).fingerprint()
+
+
+# ----------------------------------------------------------------------------------------------- building blocks
+def test_param_groups_cover_trainable_parameters_once():
+    m = KitNet(10, widths=(8, 16, 32))
+    freeze_stages(m, 1)
+    groups = X.param_groups(m, base_lr=1e-3, head_lr=1e-2, layer_decay=0.5)
+    assert [g["name"] for g in groups] == ["layer1", "layer2", "layer3", "head"]  # the frozen stem is left out
+    # stage i of n gets head_lr * decay ** (n - i): an independent restatement of the rule
+    assert [g["lr"] for g in groups] == pytest.approx([1e-2 * 0.5**3, 1e-2 * 0.5**2, 1e-2 * 0.5, 1e-2])
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in m.parameters() if p.requires_grad}
+    flat = X.param_groups(m, base_lr=1e-3, head_lr=1e-2)
+    assert [g["lr"] for g in flat] == [1e-3, 1e-3, 1e-3, 1e-2]
+
+
+def test_fold_probe_into_head_matches_the_probe():
+    from transferlab.train import fit_linear_probe
+
+    gen = torch.Generator().manual_seed(0)
+    f = torch.randn(40, 6, generator=gen) * 3 + 2
+    y = torch.arange(40) % 4
+    probe = fit_linear_probe(f, y, 4, epochs=30)
+    head = X.fold_probe_into_head(probe, nn.Linear(6, 4))
+    torch.testing.assert_close(head(f), probe(f), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="maps 6 features to 4 classes"):
+        X.fold_probe_into_head(probe, nn.Linear(5, 4))
+
+
+def test_stage_weight_change_against_a_direct_computation():
+    torch.manual_seed(0)
+    m = KitNet(10, widths=(8, 16))
+    before = X.snapshot(m)
+    buffers_before = {k: v.clone() for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        m.layer1[0][0].weight.add_(0.1)
+        m.stem[1].running_mean.add_(5.0)  # a buffer: not a weight, must not count
+    change = X.stage_weight_change(buffers_before, m)
+    assert list(change) == ["stem", "layer1", "layer2", "head"]
+    assert change["stem"] == 0.0 and change["layer2"] == 0.0 and change["head"] == 0.0
+    w0 = nn.utils.parameters_to_vector([before[n] for n in before if n.startswith("layer1.")])
+    w1 = nn.utils.parameters_to_vector(m.layer1.parameters()).detach()
+    assert change["layer1"] == pytest.approx(float((w1 - w0).norm() / w0.norm()), rel=1e-6)
+    assert X.stage_weight_change(before, X.snapshot(m), ["layer1"]) == {"layer1": change["layer1"]}
+    with pytest.raises(KeyError, match="no weights under 'layer9'"):
+        X.stage_weight_change(before, m, ["layer9"])
+    with pytest.raises(KeyError, match="missing from `after`"):
+        X.stage_weight_change(before, {"stem.0.weight": before["stem.0.weight"]})
+    bad = dict(before, **{"head.bias": torch.zeros(3)})
+    with pytest.raises(ValueError, match="'head.bias' has shape"):
+        X.stage_weight_change(before, bad)
+
+
+# ----------------------------------------------------------------------------------------------- run_one
+def test_freeze_k_changes_only_the_unfrozen_stages():
+    grab = Grab()
+    row = X.run_one(3, 1.0, "freeze", 2, seed=0, config=TINY, callbacks=[grab])
+    assert {*X.RESULT_COLUMNS} <= set(row) and row["k"] == 2 and row["epochs"] == 2
+    change = X.stage_weight_change(grab.start, grab.model, STAGES)
+    assert change["stem"] == 0.0 and change["layer1"] == 0.0
+    assert change["layer2"] > 0 and change["layer3"] > 0
+    after = grab.model.state_dict()
+    for name in ("stem.1.running_mean", "layer1.0.1.running_var"):  # frozen BN statistics stay put
+        assert torch.equal(after[name], grab.start[name])
+    assert not torch.equal(after["layer2.0.1.running_mean"], grab.start["layer2.0.1.running_mean"])
+    assert is_frozen_bn(grab.model.stem[1])
+
+
+def test_runs_are_reproducible_and_seeds_differ():
+    a = X.run_one(3, 0.5, "freeze", 1, seed=1, config=TINY)
+    b = X.run_one(3, 0.5, "freeze", 1, seed=1, config=TINY)
+    assert a["acc"] == b["acc"] and a["train_acc"] == b["train_acc"]
+    c = X.run_one(3, 0.5, "freeze", 1, seed=2, config=TINY)
+    assert (c["acc"], c["train_acc"]) != (a["acc"], a["train_acc"])
+
+
+def test_head_first_starts_the_joint_phase_from_the_probe():
+    probe = X.run_one(3, 1.0, "probe", seed=0, config=TINY)
+    grab = Grab()
+
+    class EvalAtStart(Callback):
+        def on_fit_start(self, state):
+            task = X._task(3, 1.0, 0, TINY.n_test_per_class, TINY.image_size)
+            self.acc = evaluate(state.model, task.loader("test", 100))["acc"]
+
+    at_start = EvalAtStart()
+    row = X.run_one(3, 1.0, "head-first", 0, seed=0, config=TINY, callbacks=[grab, at_start])
+    assert at_start.acc == pytest.approx(probe["acc"])  # the folded head is the probe
+    assert row["lr_head"] == row["lr_base"] == TINY.lr_finetune
+    assert not any(is_frozen_bn(m) for m in grab.model.modules())  # k=0: nothing stays frozen
+
+
+def test_scratch_starts_from_random_weights_and_probe_trains_no_base():
+    grab = Grab()
+    X.run_one(3, 1.0, "scratch", seed=0, config=TINY, callbacks=[grab])
+    torch.manual_seed(0)
+    fresh = create_model("kitnet_s", 10)  # the same architecture, randomly initialised from the same seed
+    assert all(torch.equal(v, grab.start[k]) for k, v in fresh.state_dict().items())
+    pre = X.build_model(TINY, seed=0)
+    assert not torch.equal(pre.stem[0].weight, fresh.stem[0].weight)
+    row = X.run_one(3, 1.0, "probe", seed=0, config=TINY)
+    assert row["epochs"] == 0 and row["k"] == 4 and 0 <= row["acc"] <= 1
+
+
+def test_run_one_rejects_bad_input():
+    with pytest.raises(ValueError, match="similarity must be a number in"):
+        X.run_one(3, 1.5, "probe", config=TINY)
+    with pytest.raises(ValueError, match="n_per_class must be an integer >= 1, got 0"):
+        X.run_one(0, 1.0, "probe", config=TINY)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        X.run_one(3, 1.0, "probe", seed=-1, config=TINY)
+    with pytest.raises(TypeError, match="config must be a RunConfig"):
+        X.run_one(3, 1.0, "probe", config={"lr": 1})
+
+
+# ----------------------------------------------------------------------------------------------- grids and cache
+def test_grid_is_tidy_and_cache_is_reused(tmp_path):
+    path = tmp_path / "cache.json"
+    cache = X.ResultCache(path)
+    plan = [("probe", 4), ("freeze", 3)]
+    df = X.run_grid([2], [1.0, 0.0], plan, seeds=[0, 1], config=TINY, cache=cache, progress=False)
+    assert list(df.columns[:7]) == list(X.RESULT_COLUMNS)
+    assert len(df) == 8 and not df["cached"].any()
+    assert df.groupby(["similarity", "strategy"]).size().eq(2).all()
+    reread = X.ResultCache(path)  # a new process sees the rows on disk
+    assert len(reread) == 8
+    again = X.run_grid([2], [1.0, 0.0], plan, seeds=[0, 1], config=TINY, cache=reread, progress=False)
+    assert again["cached"].all()
+    pd.testing.assert_series_equal(again["acc"], df["acc"])
+    assert json.loads(path.read_text())["format"] == X.ResultCache.FORMAT
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]  # no temporary files left behind
+    other = X.run_grid([2], [1.0], [("probe", 4)], seeds=[0], config=X.RunConfig(**{**TINY.__dict__,
+                                                                                       "probe_epochs": 5}),
+                       cache=reread, progress=False)
+    assert not other["cached"].any()  # another config's rows are not reused
+
+
+def test_cache_never_overwrites_a_foreign_file(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text('{"my": "data"}')
+    with pytest.raises(ValueError, match="not a transferlab result cache"):
+        X.ResultCache(path)
+    assert path.read_text() == '{"my": "data"}'
+    with pytest.raises(KeyError, match="lacks 'seed'"):
+        X.ResultCache(None).put(dict(config="x", n_per_class=1, similarity=1.0, strategy="probe", k=4))
+
+
+def test_recompute_callable_for_the_widget():
+    cache = X.ResultCache(None)
+    recompute = X.make_recompute(TINY, cache)
+    row = recompute(2, 0.5, "freeze", 3, 0)
+    assert row["cached"] is False and (row["n_per_class"], row["similarity"], row["k"]) == (2, 0.5, 3)
+    assert recompute(2, 0.5, "freeze", 3, 0) == dict(row, cached=True)
+    with pytest.raises(IndexError):
+        recompute(2, 0.5, "freeze", 7, 0)
+
+
+def test_summarize_and_best_by_cell():
+    df = pd.DataFrame(dict(n_per_class=[2] * 6, similarity=[1.0] * 6,
+                           strategy=["probe", "probe", "freeze", "freeze", "scratch", "scratch"],
+                           k=[4, 4, 1, 1, 0, 0], seed=[0, 1] * 3, acc=[0.5, 0.7, 0.8, 0.6, 0.9, 0.95],
+                           seconds=[1.0] * 6))
+    s = X.summarize(df)
+    assert s["mean"].round(3).tolist() == [0.6, 0.7, 0.925]
+    assert s["std"].round(4).tolist() == [round(float(pd.Series([0.5, 0.7]).std()), 4),
+                                          round(float(pd.Series([0.8, 0.6]).std()), 4),
+                                          round(float(pd.Series([0.9, 0.95]).std()), 4)]
+    best = X.best_by_cell(s)
+    assert best[["strategy", "k"]].values.tolist() == [["freeze", 1]]  # scratch is not on the freeze ladder
+    assert X.best_by_cell(s, family=None)["strategy"].tolist() == ["scratch"]
+    with pytest.raises(KeyError, match="lack the columns"):
+        X.summarize(df.drop(columns="acc"))
+
+
+def test_weight_drift_follows_two_fits():
+    from transferlab.freeze import unfreeze_all
+    from transferlab.train import fit
+    from transferlab.world import target_task
+
+    task = target_task(2, n_test_per_class=1, size=16)
+    torch.manual_seed(0)
+    m = KitNet(10, widths=(8, 16))
+    drift = X.WeightDrift(every=1)
+    freeze_stages(m, 3)
+    fit(m, task.loader("train", 10), epochs=1, progress=False, callbacks=[drift], val=task.loader("test", 10))
+    assert drift.rows[-1]["stem"] == 0.0 and drift.rows[-1]["layer2"] == 0.0  # head-only phase
+    unfreeze_all(m)
+    fit(m, task.loader("train", 10), epochs=1, progress=False, callbacks=[drift])
+    frame = drift.frame()
+    assert frame["step"].tolist() == [0, 1, 2, 3, 4]
+    assert frame["epoch"].tolist() == [0, 0.5, 1, 1.5, 2]
+    assert frame["layer2"].iloc[-1] > 0 and "val_acc" in frame.columns
+    with pytest.raises(ValueError, match="every must be an integer"):
+        X.WeightDrift(every=-1)
