@@ -101,6 +101,11 @@ def visit(browser, base_url: str, page_path: str, screenshot: Path) -> dict:
 
     context.route("**/*", only_loopback)
     page = context.new_page()
+    in_flight: set = set()  # http(s) requests only: widget images are blob: URLs that Chromium never reports
+    # as finished, so Playwright's "networkidle" never comes on pages with an ipywidgets Image
+    page.on("request", lambda req: in_flight.add(req.url) if urlparse(req.url).scheme in ("http", "https") else None)
+    page.on("requestfinished", lambda req: in_flight.discard(req.url))
+    page.on("requestfailed", lambda req: in_flight.discard(req.url))
     page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
     page.on("pageerror", lambda err: errors.append(f"uncaught: {err}"))
     page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url} ({req.failure})")
@@ -112,7 +117,12 @@ def visit(browser, base_url: str, page_path: str, screenshot: Path) -> dict:
             page.wait_for_function(_READY, timeout=RENDER_TIMEOUT_MS)
         except Exception:  # the measurement below says what did not render
             pass
-        page.wait_for_load_state("networkidle")
+        for _ in range(RENDER_TIMEOUT_MS // 100):  # then let every http request settle
+            if not in_flight:
+                break
+            page.wait_for_timeout(100)
+        assert not in_flight, f"{page_path}: requests still open after {RENDER_TIMEOUT_MS} ms: {sorted(in_flight)}"
+        page.wait_for_timeout(300)
         seen = page.evaluate(_MEASURE)
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=True)
