@@ -1,9 +1,9 @@
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/nbrun.py
-# Under pytest-xdist two workers share the machine: one thread each (2 cores), else up to two.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, torch.get_num_threads())))
+# The unit tests use tiny models, for which one thread is fastest; it also keeps two pytest-xdist workers from
+# oversubscribing a 2-core machine (OpenMP threads spin-wait).
+torch.set_num_threads(1)
