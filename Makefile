@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 LAB_ARGS ?=
 # pytest workers: notebooks run in parallel, two at a time on a 2-core machine
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=25
 
 .PHONY: lab test unit notebooks-test zoo docs docs-smoke bench strip lint browser-deps clean-venv help
 
