@@ -91,7 +91,8 @@ def main(argv=None):
               f"(ratio {row['ratio_to_floor']:.2f}, {'ok' if row['passes'] else 'OVER 2x'}); D x D gram+eigh "
               f"{s['gram_dxd_eigh']:.3f} s, thin SVD {s['thin_svd']:.3f} s; fixed-point steps "
               f"{row['fixed_point_steps']}")
-    write_results("bench_logme", dict(limit_ratio=LIMIT, device=str(device), threads=torch.get_num_threads(),
+    name = "bench_logme" if device.type == "cpu" else f"bench_logme_{device.type}"  # keep the CPU figures
+    write_results(name, dict(limit_ratio=LIMIT, device=str(device), threads=torch.get_num_threads(),
                                       cpu_count=os.cpu_count(), repeats=args.repeats, shapes=rows))
     if args.check and not all(r["passes"] for r in rows):
         raise SystemExit(1)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import model_device
 from .world import WORLD_MEAN, WORLD_STD
 
 __all__ = [
@@ -195,19 +196,6 @@ def _layer_order(state: dict) -> list[str]:
     return list(seen)
 
 
-def _model_device(model: nn.Module, device) -> torch.device:
-    """``device`` given: move the model there. ``None``: wherever the model already is."""
-    if device is not None:
-        from .device import resolve_device
-
-        device = resolve_device(device)
-        model.to(device)
-        return device
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 @contextlib.contextmanager
 def _preserved(model: nn.Module):
     """Restore every module's ``training`` flag and every BN buffer on exit."""
@@ -250,7 +238,7 @@ def forward_changes_stats(model: nn.Module, x: torch.Tensor, *, device=None, gra
     >>> any(r["changed"] for r in forward_changes_stats(m.eval(), torch.randn(8, 4)))
     False
     """
-    device = _model_device(model, device)
+    device = model_device(model, device)
     before = bn_state(model)
     if inference_mode:
         ctx = torch.inference_mode()
@@ -289,7 +277,7 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor, *, device=None) -> list[di
     >>> rows[0]["name"], rows[0]["gap_isolated"] > 0.1
     ('1', True)
     """
-    device = _model_device(model, device)
+    device = model_device(model, device)
     x = x.to(device)
     layers = bn_layers(model)
     if not layers:
@@ -422,7 +410,7 @@ def evaluate_in_mode(model: nn.Module, data: Iterable, *, mode: str = "eval", de
     """
     if mode not in ("train", "eval"):
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-    device = _model_device(model, device)
+    device = model_device(model, device)
     tot_loss, tot_correct, tot_n = 0.0, 0, 0
     with _preserved(model):
         model.train(mode == "train")
@@ -452,7 +440,7 @@ def output_spread(model: nn.Module, x: torch.Tensor, *, passes: int = 20, seed: 
     """
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
         raise ValueError(f"passes must be an integer >= 1, got {passes!r}")
-    device = _model_device(model, device)
+    device = model_device(model, device)
     x = x.to(device)
     outs = []
     devices = [device] if device.type == "cuda" else []
@@ -649,7 +637,7 @@ def check_bn_frozen(model: nn.Module, x: torch.Tensor, *, device=None) -> bool:
     layers = bn_layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no BatchNorm layers")
-    device = _model_device(model, device)
+    device = model_device(model, device)
     seen: dict[str, tuple] = {}
 
     def hook(name):

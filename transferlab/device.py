@@ -96,6 +96,32 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return pick_device(device)
 
 
+def model_device(model: torch.nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """Where a function that *uses* an existing model runs it.
+
+    ``device=None``: wherever the model already is (its first parameter or buffer; CPU for an empty module),
+    so evaluating a model never moves it behind your back. An explicit ``device``: the model is moved there
+    (``model.to(device)``, as :func:`transferlab.train.fit` does) and that device is returned. Functions that
+    *make* a model (``create_model``, ``zoo.load``) and ``fit`` use :func:`resolve_device` instead: ``None``
+    there means the kit's default device.
+
+    Examples
+    --------
+    >>> m = torch.nn.Linear(2, 2)
+    >>> str(model_device(m)), str(model_device(m, "cpu")), str(model_device(torch.nn.ReLU()))
+    ('cpu', 'cpu', 'cpu')
+    """
+    if device is not None:
+        device = resolve_device(device)
+        model.to(device)
+        return device
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> int:
     """Seed Python, NumPy and PyTorch (all devices); optionally ask for deterministic kernels.
 

@@ -35,7 +35,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
-from .device import autocast, resolve_device
+from .device import autocast, model_device, resolve_device
 
 __all__ = [
     "RAY_COLUMNS",
@@ -91,6 +91,7 @@ def random_directions(model: nn.Module, n: int, *, seed: int, normalization: str
     normalization : {"sphere", "filter"}
         ``"sphere"``: uniform on the unit sphere (each row has norm 1). ``"filter"``: Li et al.'s filter
         normalisation (each filter of ``d`` has the norm of the same filter of the model; BN/bias entries 0).
+    device : where the result lives (``None``: the model's device).
 
     Examples
     --------
@@ -121,7 +122,7 @@ def random_directions(model: nn.Module, n: int, *, seed: int, normalization: str
                 gi = gi / gi.norm(dim=2, keepdim=True) * w.norm(dim=1)[None, :, None]
                 d[:, offset:offset + k] = gi.reshape(n, k)
             offset += k
-    return d.float().to(resolve_device(device))
+    return d.float().to(model_device(model) if device is None else resolve_device(device))  # the model stays put
 
 
 def materialize(data: Iterable, *, device=None, max_samples: int | None = None,
@@ -197,7 +198,7 @@ def evaluate_point(model: nn.Module, *, train, test, bn=None, weight_decay: floa
     >>> sorted(evaluate_point(KitNet(10, widths=(8,)), train=b, test=b, bn=b))[:3]
     ['test_error', 'test_loss', 'train_ce']
     """
-    device = resolve_device(device)
+    device = model_device(model, device)
     if bn is not None:
         update_bn(bn, model)
     model.eval()
@@ -247,8 +248,7 @@ def _walk(model, w0, directions, ts, *, solution, ray_ids, train, test, bn, weig
 
 
 def _prepare(model, train, test, bn, device, eval_batch):
-    device = resolve_device(device)
-    model.to(device)
+    device = model_device(model, device)
     train_b = materialize(train, device=device, batch_size=eval_batch)
     test_b = materialize(test, device=device, batch_size=eval_batch)
     bn_b = None if bn is None else materialize(bn, device=device)

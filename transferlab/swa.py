@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from .device import resolve_device
+from .device import model_device, resolve_device
 from .train import Callback, History, TrainState, fit
 
 __all__ = ["sgd_lr_factor", "swa_epochs", "train_sgd", "train_swa", "bn_update", "averaged_module",
@@ -147,7 +147,7 @@ def bn_update(swa_model: nn.Module, data: Iterable, *, device=None) -> nn.Module
     >>> int(avg.module.stem[1].num_batches_tracked)
     2
     """
-    device = resolve_device(device)
+    device = model_device(swa_model, device)
     update_bn(data, swa_model, device=device)
     return swa_model
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import autocast, resolve_device
+from .device import autocast, model_device, resolve_device
 
 __all__ = [
     "History",
@@ -225,9 +225,10 @@ def _make_schedule(optimizer, schedule, lr, steps):
 def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None) -> dict:
     """Mean cross-entropy and accuracy over ``data``, in eval mode (the model's mode is restored after).
 
-    Returns ``{"loss": float, "acc": float, "n": int}``.
+    Returns ``{"loss": float, "acc": float, "n": int}``. ``device=None`` runs where the model is; a ``device``
+    moves the model there first (see :func:`transferlab.device.model_device`).
     """
-    device = resolve_device(device)
+    device = model_device(model, device)
     was_training = model.training
     model.eval()
     tot_loss, tot_correct, tot_n = 0.0, 0, 0
@@ -250,9 +251,10 @@ def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None 
 def extract_features(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None):
     """Pre-logit features (``forward_head(..., pre_logits=True)``) and labels for every batch, in eval mode.
 
-    Returns ``(features float32 [N, D] on CPU, labels [N])``.
+    Returns ``(features float32 [N, D] on CPU, labels [N])``. ``device=None`` runs where the model is; a
+    ``device`` moves the model there first.
     """
-    device = resolve_device(device)
+    device = model_device(model, device)
     was_training = model.training
     model.eval()
     feats, labels = [], []
