@@ -253,3 +253,27 @@ def test_weight_drift_follows_two_fits():
     assert frame["layer2"].iloc[-1] > 0 and "val_acc" in frame.columns
     with pytest.raises(ValueError, match="every must be an integer"):
         X.WeightDrift(every=-1)
+
+
+def test_real_targets_run_on_an_image_folder_at_the_models_config(tmp_path, monkeypatch):
+    """The online path of lesson 01: a timm model (local weights) on an ImageFolder, the axis holding its name."""
+    from realpath import TIMM_NAME, install_timm_weights, make_image_folder
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
+    install_timm_weights(tmp_path)
+    target = f"folder:{make_image_folder(tmp_path / 'images', classes=3, per_class=10)}"
+    cfg = X.RunConfig(model=TIMM_NAME, train_images=16, min_epochs=1, max_epochs=1, n_test_per_class=2,
+                      probe_epochs=2, batch_size=8)
+    cache = X.ResultCache(tmp_path / "cache.json")
+    df = X.run_grid([4], [target], ["probe", ("freeze", 0)], seeds=[0], config=cfg, cache=cache, progress=False)
+    assert df["similarity"].tolist() == [target, target] and not df["cached"].any()
+    assert df["acc"].between(0, 1).all() and (df["model"] == TIMM_NAME).all()
+    again = X.run_grid([4], [target], ["probe", ("freeze", 0)], seeds=[0], config=cfg, cache=X.ResultCache(
+        tmp_path / "cache.json"), progress=False)
+    assert again["cached"].all() and again["acc"].tolist() == df["acc"].tolist()
+    task = X._task(4, target, 0, 2, 32, X._model_cfg(TIMM_NAME))
+    assert task.num_classes == 3 and task.image_size == 160  # the model's input size, not the world's 32 px
+    with pytest.raises(ValueError, match="real dataset"):
+        X.run_one(4, "imagenet", "probe", config=cfg)
+    with pytest.raises(ValueError, match="as a number"):
+        X.run_one(4, "world", "probe", config=cfg)

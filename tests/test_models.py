@@ -60,3 +60,34 @@ def test_count_params():
     total = M.count_params(m)
     m.head.weight.requires_grad_(False)
     assert M.count_params(m, trainable_only=True) == total - m.head.weight.numel()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnext_atto", "efficientnet_b0", "deit_tiny_patch16_224"])
+def test_timm_stages_cover_the_body_once_and_never_the_head(name):
+    """timm's feature_info names one module per stage, which may hold none of its weights (a ResNet's ``act1``)
+    or sit inside a container (``stages.0``): every body parameter must still land in exactly one stage."""
+    import timm
+
+    from transferlab.experiments import WeightDrift, param_groups, snapshot, stage_weight_change
+    from transferlab.freeze import freeze_stages
+    from transferlab.models import stage_names, stage_parameters
+
+    m = timm.create_model(name)
+    stages = stage_names(m)
+    assert len(stages) >= 4, stages  # not one coarse 'stages' / 'blocks' stage
+    head = {id(p) for p in m.get_classifier().parameters()}
+    owned = [id(p) for ps in stage_parameters(m).values() for _, p in ps]
+    assert len(owned) == len(set(owned)) and set(owned) == {id(p) for p in m.parameters()} - head
+    first = {n for n, _ in stage_parameters(m)[stages[0]]}
+    stem = {"resnet18": "conv1.weight", "convnext_atto": "stem.0.weight", "efficientnet_b0": "conv_stem.weight",
+            "deit_tiny_patch16_224": "pos_embed"}[name]
+    assert stem in first  # the stem's weights freeze with the first stage
+    groups = param_groups(m, base_lr=1e-4, head_lr=1e-3, layer_decay=0.5)
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+    assert groups[0]["name"] == stages[0] and groups[0]["lr"] < groups[-2]["lr"] < groups[-1]["lr"]
+    frozen = freeze_stages(m, len(stages))
+    assert set(frozen) == {n for n, p in m.named_parameters() if id(p) not in head}
+    assert all(p.requires_grad for p in m.get_classifier().parameters())
+    drift = WeightDrift()
+    drift.stages = {st: [n for n, _ in ps] for st, ps in stage_parameters(m).items()}
+    assert set(stage_weight_change(snapshot(m), m, drift.stages)) == set(stages)

@@ -54,6 +54,8 @@ __all__ = [
     "ResultCache",
     "summarize",
     "best_by_cell",
+    "sim_label",
+    "at_similarity",
     "snapshot",
     "stage_weight_change",
     "WeightDrift",
@@ -313,8 +315,9 @@ def param_groups(model: nn.Module, *, base_lr: float, head_lr: float, layer_deca
 
     Without ``layer_decay`` every stage gets ``base_lr``; with it, stage ``i`` of ``n`` (0 = the input stage)
     gets ``head_lr * layer_decay ** (n - i)`` (discriminative learning rates) and ``base_lr`` is unused.
-    Parameters outside the stages and the head (if a model has any) join the last stage's group. Each group
-    carries a ``"name"`` key; frozen parameters and empty groups are left out.
+    Stages are :func:`transferlab.models.stage_parameters`: modules before a stage (a ResNet's ``conv1``) and
+    parameters the model holds itself (a ViT's ``pos_embed``) count with it. Each group carries a ``"name"``
+    key; frozen parameters and empty groups are left out.
 
     Examples
     --------
@@ -323,23 +326,16 @@ def param_groups(model: nn.Module, *, base_lr: float, head_lr: float, layer_deca
     >>> [(g["name"], g["lr"]) for g in groups]
     [('stem', 0.00125), ('layer1', 0.0025), ('layer2', 0.005), ('head', 0.01)]
     """
-    from .models import stage_names
+    from .models import stage_parameters
 
     if layer_decay is not None and not 0 < layer_decay <= 1:
         raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
-    stages = list(stage_names(model))
-    head_ids = {id(p) for p in model.get_classifier().parameters()}
-    seen = set(head_ids)
+    per_stage = stage_parameters(model)  # every body parameter in exactly one stage, the stem's with the first
     groups = []
-    n = len(stages)
-    for i, name in enumerate(stages):
-        params = [p for p in model.get_submodule(name).parameters() if id(p) not in seen]
-        seen.update(id(p) for p in params)
+    n = len(per_stage)
+    for i, (name, named) in enumerate(per_stage.items()):
         lr = base_lr if layer_decay is None else head_lr * layer_decay ** (n - i)
-        groups.append(dict(name=name, lr=lr, params=[p for p in params if p.requires_grad]))
-    rest = [p for p in model.parameters() if id(p) not in seen and p.requires_grad]
-    if rest and groups:
-        groups[-1]["params"] += rest
+        groups.append(dict(name=name, lr=lr, params=[p for _, p in named if p.requires_grad]))
     groups.append(dict(name="head", lr=head_lr, params=[p for p in model.get_classifier().parameters()
                                                          if p.requires_grad]))
     return [g for g in groups if g["params"]]
@@ -370,16 +366,82 @@ def fold_probe_into_head(probe: nn.Sequential, head: nn.Linear) -> nn.Linear:
 
 # ----------------------------------------------------------------------------------------------- one run
 @functools.lru_cache(maxsize=12)
-def _task(n_per_class: int, similarity: float, seed: int, n_test_per_class: int, size: int):
+def _task(n_per_class: int, similarity, seed: int, n_test_per_class: int, size: int, model_cfg=None):
+    """The target task: the world's at a similarity (float), or a real dataset / ImageFolder (str).
+
+    ``model_cfg``: the model's ``pretrained_cfg`` as ``(key, value)`` items (real data is read at its size and
+    statistics). Cached: every strategy and k of one (size, target, seed) trains on the same tensors.
+    """
+    if isinstance(similarity, str):
+        from .datasets import load_task
+
+        return load_task(similarity, n_per_class, seed=seed, n_test_per_class=n_test_per_class,
+                         model=dict(model_cfg) if model_cfg else None, progress=False)
     from .world import target_task
 
     return target_task(n_per_class, similarity, seed=seed, n_test_per_class=n_test_per_class, size=size)
 
 
-def _check_similarity(similarity) -> float:
+def _check_similarity(similarity):
+    """A target: a world similarity in [0, 1] (rounded to 4 digits), or a real dataset's name / ``folder:`` path.
+
+    Real data has a fixed similarity to the pretraining data (ImageNet for timm models), so on the online path
+    the similarity axis is a list of datasets, e.g. ``("pets", "eurosat")`` (priors in
+    ``transferlab.datasets.DATASETS``; :func:`transferlab.datasets.similarity_ladder` lists them).
+    """
+    if isinstance(similarity, str):
+        from .datasets import DATASETS, WORLD_NAMES
+
+        if similarity in DATASETS or similarity.startswith("folder:"):
+            return similarity
+        if similarity in WORLD_NAMES:
+            raise ValueError(f"similarity {similarity!r}: for the world give the similarity as a number in [0, 1]")
+        raise ValueError(f"similarity must be a number in [0, 1] (the world) or a real dataset "
+                         f"({sorted(DATASETS)} or 'folder:/path'), got {similarity!r}")
     if isinstance(similarity, bool) or not isinstance(similarity, (int, float)) or not 0 <= similarity <= 1:
-        raise ValueError(f"similarity must be a number in [0, 1], got {similarity!r}")
+        raise ValueError(f"similarity must be a number in [0, 1] (or a real dataset's name), got {similarity!r}")
     return round(float(similarity), 4)
+
+
+def _sim_text(similarity) -> str:
+    return similarity if isinstance(similarity, str) else f"{float(similarity):.4f}"
+
+
+def sim_label(similarity) -> str:
+    """A point of the similarity axis as text: ``"0.5"`` for the world, the dataset's name for real data.
+
+    Examples
+    --------
+    >>> sim_label(0.5), sim_label("pets")
+    ('0.5', 'pets')
+    """
+    return similarity if isinstance(similarity, str) else f"{similarity:g}"
+
+
+def at_similarity(column, value):
+    """Boolean mask of the rows of ``column`` at one point of the similarity axis (a float or a dataset name).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> at_similarity(pd.Series([1.0, 0.5]), 0.5).tolist()
+    [False, True]
+    >>> at_similarity(pd.Series(["pets", "eurosat"]), "pets").tolist()
+    [True, False]
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, str):
+        return (column == value).to_numpy()
+    return np.isclose(pd.to_numeric(column, errors="coerce"), value)
+
+
+@functools.lru_cache(maxsize=8)
+def _model_cfg(model: str) -> tuple:
+    """The pretrained config (image size, mean, std, interpolation) real data is prepared with, as items."""
+    cfg = build_model(RunConfig(model=model), pretrained=True, device="cpu").pretrained_cfg
+    return tuple((k, v) for k, v in cfg.items() if k in ("input_size", "mean", "std", "interpolation"))
 
 
 def _check_int(name: str, value, low: int) -> int:
@@ -399,15 +461,17 @@ def _probe(model, task, config, seed, device):
     return probe, acc, train_acc
 
 
-def run_one(n_per_class: int, similarity: float, strategy: str, k: int | None = None, seed: int = 0, *,
+def run_one(n_per_class: int, similarity: float | str, strategy: str, k: int | None = None, seed: int = 0, *,
             config: RunConfig | None = None, device=None, callbacks: Iterable[Callback] = (),
             val: bool = False) -> dict:
     """Run one strategy on one target task and seed; returns one result row (a dict).
 
     Parameters
     ----------
-    n_per_class, similarity : the target task (``transferlab.world.target_task``); ``seed`` also picks its
-        images, so every strategy run with the same seed sees the same data.
+    n_per_class, similarity : the target task: the world's ``target_task`` at ``similarity`` in [0, 1], or a
+        real dataset's name / ``"folder:/path"`` (read with ``transferlab.datasets.load_task`` at the model's
+        ``pretrained_cfg`` size and statistics); ``seed`` also picks its images, so every strategy run with
+        the same seed sees the same data.
     strategy : a key of :data:`STRATEGIES`.
     k : number of frozen stages, counted from the input (``None``: the strategy's default).
     config : budgets and learning rates (default ``RunConfig()``).
@@ -441,7 +505,8 @@ def run_one(n_per_class: int, similarity: float, strategy: str, k: int | None = 
     k = strat.check_k(k, len(stages))
     device = resolve_device(device)
 
-    task = _task(n_per_class, similarity, seed, config.n_test_per_class, config.image_size)
+    cfg = _model_cfg(config.model) if isinstance(similarity, str) else None  # items: hashable for the task cache
+    task = _task(n_per_class, similarity, seed, config.n_test_per_class, config.image_size, cfg)
     model = build_model(config, pretrained=strat.pretrained, seed=seed, num_classes=task.num_classes, device=device)
     t0 = time.perf_counter()  # the run's cost: training and evaluation (not the one-off zoo read)
     epochs = config.epochs(len(task.y_train))
@@ -516,7 +581,7 @@ class ResultCache:
 
     @staticmethod
     def key(config: str, n_per_class: int, similarity: float, strategy: str, k: int, seed: int) -> str:
-        return f"{config}|{int(n_per_class)}|{float(similarity):.4f}|{strategy}|{int(k)}|{int(seed)}"
+        return f"{config}|{int(n_per_class)}|{_sim_text(similarity)}|{strategy}|{int(k)}|{int(seed)}"
 
     def _row_key(self, row: Mapping) -> str:
         try:
@@ -609,7 +674,8 @@ def run_grid(sizes: Sequence[int], similarities: Sequence[float], plan: Iterable
 
     Parameters
     ----------
-    sizes, similarities, seeds : the axes of the grid.
+    sizes, similarities, seeds : the axes of the grid (similarities: world similarities or real datasets, see
+        :func:`run_one`).
     plan : strategies, each a name or a ``(name, k)`` pair (default: :func:`default_plan`).
     cache : rows found there are reused (their ``cached`` column is True), new rows are stored there.
 
@@ -644,7 +710,7 @@ def run_grid(sizes: Sequence[int], similarities: Sequence[float], plan: Iterable
             for sim in similarities:
                 for seed in seeds:
                     for name, k in plan:
-                        bar.set_postfix_str(f"n={n} sim={sim:g} {name} k={k} seed={seed}")
+                        bar.set_postfix_str(f"n={n} sim={sim_label(sim)} {name} k={k} seed={seed}")
                         row = cache.get(fp, n, sim, name, k, seed) if cache is not None else None
                         if row is None:
                             row = run_one(n, sim, name, k, seed, config=config, device=device)
@@ -746,7 +812,7 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def stage_weight_change(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor] | nn.Module,
-                        stages: Sequence[str] | None = None) -> dict[str, float]:
+                        stages: Sequence[str] | Mapping[str, Sequence[str]] | None = None) -> dict[str, float]:
     """Relative weight change ``||w_after - w_before|| / ||w_before||`` per stage (all its weights together).
 
     Parameters
@@ -755,7 +821,9 @@ def stage_weight_change(before: Mapping[str, torch.Tensor], after: Mapping[str, 
         weights).
     after : the same for later weights, or the model itself.
     stages : names of submodules to report, each a prefix of parameter names (``"layer1"`` covers
-        ``"layer1.0.0.weight"``...). Default: every top-level child that has weights, in order.
+        ``"layer1.0.0.weight"``...), or a mapping ``{stage: prefixes}`` for stages made of several modules
+        (:class:`WeightDrift` passes the model's :func:`transferlab.models.stage_parameters`). Default: every
+        top-level child that has weights, in order.
 
     Returns
     -------
@@ -777,9 +845,10 @@ def stage_weight_change(before: Mapping[str, torch.Tensor], after: Mapping[str, 
                        f"compare snapshots of the same architecture")
     if stages is None:
         stages = list(dict.fromkeys(key.split(".")[0] for key in keys))
+    prefixes_of = dict(stages) if isinstance(stages, Mapping) else {st: [st] for st in stages}
     out = {}
-    for stage in stages:
-        members = [key for key in keys if key == stage or key.startswith(stage + ".")]
+    for stage, prefixes in prefixes_of.items():
+        members = [key for key in keys if any(key == p or key.startswith(p + ".") for p in prefixes)]
         if not members:
             prefixes = sorted(dict.fromkeys(key.split(".")[0] for key in keys))
             raise KeyError(f"no weights under {stage!r}; the weights live under {prefixes}")
@@ -836,9 +905,9 @@ class WeightDrift(Callback):
 
     def on_fit_start(self, state: TrainState):
         if self.stages is None:
-            from .models import stage_names
+            from .models import stage_parameters
 
-            self.stages = list(stage_names(state.model))
+            self.stages = {st: [n for n, _ in ps] for st, ps in stage_parameters(state.model).items()}
         if self.reference is None:
             self.reference = snapshot(state.model)
         if not self.rows:

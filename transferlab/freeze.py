@@ -294,9 +294,9 @@ def unfreeze_by_idxs(model: nn.Module, idxs, *, optimizer: torch.optim.Optimizer
 def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> list[str]:
     """Freeze the first ``k`` stages of ``transferlab.models.stage_names(model)``; the head never.
 
-    ``k=0`` freezes nothing, ``k=len(stages)`` the whole body. When the stages are children of ``model``,
-    every child up to and including the ``k``-th stage is frozen, so a stem made of several children (timm's
-    ResNets: ``conv1``, ``bn1``, ``act1``, ``maxpool`` before ``layer1``) goes with the first stage. Stages
+    ``k=0`` freezes nothing, ``k=len(stages)`` the whole body. Each stage brings the modules before it
+    (:func:`transferlab.models.stage_groups`), so a stem made of several modules (timm's ResNets: ``conv1``,
+    ``bn1`` before ``act1``; ConvNeXt's ``stem`` before ``stages.0``) goes with the first stage. Stages
     after the first ``k`` are left as they are; to *set* the number of frozen stages (a slider), call
     ``unfreeze_all(model)`` first.
 
@@ -307,9 +307,10 @@ def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> 
     >>> sorted({n.split(".")[0] for n in names})
     ['layer1', 'stem']
     """
-    from .models import stage_names
+    from .models import stage_groups, stage_parameters
 
-    stages = list(stage_names(model))
+    groups = stage_groups(model)
+    stages = list(groups)
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an integer, got {type(k).__name__} {k!r}")
     if not 0 <= k <= len(stages):
@@ -317,12 +318,11 @@ def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> 
                          f"so k must be in 0..{len(stages)}")
     if k == 0:
         return []
-    children = child_names(model)
-    if all(st in children for st in stages):
-        names = children[: children.index(stages[k - 1]) + 1]
-    else:
-        names = stages[:k]
-    return freeze_by_names(model, names, freeze_bn_stats=freeze_bn_stats)
+    frozen = freeze_by_names(model, [m for st in stages[:k] for m in groups[st]], freeze_bn_stats=freeze_bn_stats)
+    loose = [(n, p) for st in stages[:k] for n, p in stage_parameters(model)[st] if n not in set(frozen)]
+    for _, p in loose:  # parameters the model holds itself (a ViT's cls_token, pos_embed): the first stage's
+        p.requires_grad_(False)
+    return frozen + [n for n, _ in loose]
 
 
 def unfreeze_all(model: nn.Module, *, optimizer: torch.optim.Optimizer | None = None,

@@ -19,8 +19,8 @@ from torch import nn
 
 from .world import WORLD_MEAN, WORLD_STD
 
-__all__ = ["KitNet", "ARCHITECTURES", "create_model", "replace_head", "stage_names", "count_params",
-           "timm_weights_path"]
+__all__ = ["KitNet", "ARCHITECTURES", "create_model", "replace_head", "stage_names", "stage_groups",
+           "stage_parameters", "count_params", "timm_weights_path"]
 
 
 def _conv_bn(cin, cout, stride=1):
@@ -253,13 +253,104 @@ def replace_head(model: nn.Module, num_classes: int, *, seed: int | None = None)
 
 
 def stage_names(model: nn.Module) -> tuple[str, ...]:
-    """The model's stages from input to output, without the head (kit models: ``model.stage_names``)."""
+    """The model's stages from input to output, without the head, as module paths.
+
+    Kit models: ``model.stage_names``. timm models: the modules of ``feature_info`` (``"act1"``, ``"layer1"``..
+    for ResNets, ``"stages.0"``.. for ConvNeXt, ``"blocks.0"``.. for EfficientNet and ViT). A stage's module may
+    not hold all of its weights (a ResNet's ``act1`` has none: ``conv1`` and ``bn1`` come before it); use
+    :func:`stage_groups` for the modules each stage covers.
+
+    Examples
+    --------
+    >>> stage_names(KitNet(10, widths=(8, 16)))
+    ('stem', 'layer1', 'layer2')
+    """
     if hasattr(model, "stage_names"):
         return tuple(model.stage_names)
     if hasattr(model, "feature_info"):  # timm
-        mods = [info["module"].split(".")[0] for info in model.feature_info]
-        return tuple(dict.fromkeys(mods))
+        return tuple(dict.fromkeys(info["module"] for info in model.feature_info))
     raise TypeError(f"cannot tell the stages of {type(model).__name__}; expected a kit or timm model")
+
+
+def stage_groups(model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """Every stage's modules: ``{stage: (module paths)}``, from the input on, the classifier in none of them.
+
+    Each stage takes the modules that come before it (after the previous stage) and itself; modules after the
+    last stage (a final norm, timm's ``conv_head``) go with the last stage, so freezing every stage freezes
+    the whole body (in models without ``get_classifier()`` they are left out: they may be the head). The
+    groups cover every parameter except the classifier's and those the model holds itself rather than a
+    submodule (a ViT's ``cls_token`` and ``pos_embed``): :func:`stage_parameters` counts those with the first
+    stage.
+
+    Examples
+    --------
+    >>> import timm
+    >>> g = stage_groups(timm.create_model("resnet18"))
+    >>> g["act1"], g["layer1"], g["layer4"]
+    (('conv1', 'bn1', 'act1'), ('maxpool', 'layer1'), ('layer4', 'global_pool'))
+    >>> stage_groups(KitNet(10, widths=(8,)))
+    {'stem': ('stem',), 'layer1': ('layer1', 'pool')}
+    """
+    stages = list(stage_names(model))
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    groups: dict[str, list[str]] = {s: [] for s in stages}
+    pending: list[str] = []
+    idx = 0
+
+    def walk(module: nn.Module, prefix: str) -> None:
+        nonlocal idx
+        for name, child in module.named_children():
+            path = prefix + name
+            if head is not None and child is head:
+                continue
+            if idx < len(stages) and path == stages[idx]:
+                groups[stages[idx]].extend([*pending, path])
+                pending.clear()
+                idx += 1
+            elif (idx < len(stages) and any(s.startswith(path + ".") for s in stages[idx:])) or (
+                    head is not None and any(m is head for m in child.modules())):
+                walk(child, path + ".")
+            else:
+                pending.append(path)
+
+    walk(model, "")
+    if idx < len(stages):
+        raise ValueError(f"stage {stages[idx]!r} of {type(model).__name__} is not a module of the model")
+    if stages and head is not None:  # without get_classifier() the trailing modules may be the head: left out
+        groups[stages[-1]].extend(pending)
+    return {s: tuple(g) for s, g in groups.items()}
+
+
+def stage_parameters(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """Every stage's ``(name, parameter)`` pairs (see :func:`stage_groups`).
+
+    Parameters the model holds itself (a ViT's ``cls_token``) join the first stage; those of modules in no stage
+    (the classifier, or trailing modules of a model without ``get_classifier()``) are in none.
+
+    Examples
+    --------
+    >>> [len(ps) for ps in stage_parameters(KitNet(10, widths=(8,))).values()]
+    [3, 6]
+    """
+    groups = stage_groups(model)
+    head = {id(p) for p in model.get_classifier().parameters()} if hasattr(model, "get_classifier") else set()
+    owner = {}
+    for stage, paths in groups.items():
+        for path in paths:
+            for p in model.get_submodule(path).parameters():
+                owner.setdefault(id(p), stage)
+    out: dict[str, list[tuple[str, nn.Parameter]]] = {s: [] for s in groups}
+    first = next(iter(groups), None)
+    for name, p in model.named_parameters():
+        if id(p) in head:
+            continue
+        stage = owner.get(id(p))
+        holder = name.rpartition(".")[0]
+        if stage is None and first is not None and (holder == "" or any(s.startswith(holder + ".") for s in groups)):
+            stage = first  # held by the model itself, or by a container of stages: the input end
+        if stage is not None:
+            out[stage].append((name, p))
+    return out
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

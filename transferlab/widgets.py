@@ -27,13 +27,13 @@ import time
 from collections.abc import Callable, Iterable
 
 import ipywidgets as W
-import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
 from .device import get_default_device, resolve_device, set_default_device
+from .experiments import at_similarity
 from .train import Callback, TrainState
 
 __all__ = [
@@ -794,7 +794,7 @@ class QuadrantExplorer(_Panel):
 
     def _here(self) -> pd.DataFrame:
         r = self.results
-        return r[(r["n_per_class"] == self.n_slider.value) & np.isclose(r["similarity"], self.sim_slider.value)]
+        return r[(r["n_per_class"] == self.n_slider.value) & at_similarity(r["similarity"], self.sim_slider.value)]
 
     def _label(self, strategy, k) -> str:
         return f"{strategy} (k={int(k)})" if strategy in self.k_strategies and not pd.isna(k) else str(strategy)
@@ -855,7 +855,7 @@ class QuadrantExplorer(_Panel):
         n, sim, strategy = self.n_slider.value, self.sim_slider.value, self.strategy.value
         uses_k = strategy in self.k_strategies
         r = self.results
-        have = r[(r["n_per_class"] == n) & np.isclose(r["similarity"], sim) & (r["strategy"] == strategy)]
+        have = r[(r["n_per_class"] == n) & at_similarity(r["similarity"], sim) & (r["strategy"] == strategy)]
         if uses_k:
             have = have[have["k"] == self.k_slider.value]
         todo = [s for s in self.seeds if s not in set(have["seed"])]
