@@ -27,3 +27,19 @@ def test_bad_input(tmp_path, monkeypatch):
         led.record("a", claim="c", measured="m", verdict="partly", value=object(), display=False)
     with pytest.raises(ValueError, match="plain name"):
         claims.Ledger("../escape")
+
+
+def test_a_run_in_another_setting_keeps_the_worlds_results(tmp_path, monkeypatch):
+    from transferlab.claims import Ledger, load_all
+
+    monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path))
+    world = Ledger("01_x")
+    world.record("c", claim="x", measured="world", verdict="reproduced", display=False)
+    real = Ledger("01_x", setting=dict(DATA="folder:/data/my images", MODELS="resnet18.a1_in1k"))
+    real.record("c", claim="x", measured="real", verdict="partly", display=False)
+    assert world.path.name == "01_x.json" and real.path.name.startswith("01_x@") and real.path != world.path
+    assert "/" not in real.path.name and " " not in real.path.name
+    got = {r["measured"]: r["setting"] for r in load_all(tmp_path)}
+    assert got == {"world": {"DATA": "world", "MODELS": "zoo"},
+                   "real": {"DATA": "folder:/data/my images", "MODELS": "resnet18.a1_in1k"}}
+    assert Ledger("01_x", setting=dict(DATA="world")).path == world.path  # a partial default setting is the default

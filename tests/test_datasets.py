@@ -668,3 +668,19 @@ def test_timm_weights_argument_errors(tmp_path):
         create_model(TIMM_NAME, 3, weights=tmp_path / "nope.safetensors")
     with pytest.raises(ValueError, match="should end in"):
         create_model(TIMM_NAME, 3, weights=tmp_path / "weights.txt")
+
+
+def test_a_short_split_names_itself_and_the_way_out(tmp_path):
+    from realpath import make_image_folder
+
+    from transferlab.datasets import TooFewImagesError, load_task
+
+    root = make_image_folder(tmp_path / "imgs", classes=3, per_class=10)  # 2 test, 8 train images per class
+    with pytest.raises(TooFewImagesError, match=r"test split's class 'class_00' has only 2 images.*"
+                                                r"n_test_per_class=None") as err:
+        load_task(f"folder:{root}", 4, n_test_per_class=5, size=16, progress=False)
+    assert (err.value.split, err.value.available, err.value.requested) == ("test", 2, 5)
+    with pytest.raises(TooFewImagesError, match="train split") as err:
+        load_task(f"folder:{root}", 9, size=16, progress=False)
+    assert isinstance(err.value, ValueError) and err.value.split == "train"
+    assert load_task(f"folder:{root}", 8, n_test_per_class=None, size=16, progress=False).y_test.numel() == 6

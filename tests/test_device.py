@@ -70,3 +70,30 @@ def test_autocast_is_noop_on_cpu():
     with D.autocast(torch.device("cpu")):
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+
+
+def test_functions_that_use_a_model_run_where_it_is_not_on_the_default_device(monkeypatch):
+    """On a GPU machine the default device is CUDA; evaluating a CPU model must neither move it nor fail.
+
+    Simulated here with the default set to PyTorch's 'meta' device: anything that followed the default
+    instead of the model would move the model (or its inputs) there and break.
+    """
+    from transferlab.landscape import evaluate_rays, random_directions
+    from transferlab.models import create_model
+    from transferlab.swa import AveragedModel, bn_update
+    from transferlab.train import evaluate, extract_features
+    from transferlab.world import target_task
+
+    task = target_task(4, n_test_per_class=2, size=16)
+    m = create_model("kitnet_s", 10, device="cpu")
+    monkeypatch.setattr(D, "_DEFAULT_DEVICE", torch.device("meta"))
+    assert D.get_default_device().type == "meta"
+    assert 0 <= evaluate(m, task.loader("test", 10))["acc"] <= 1
+    assert extract_features(m, task.loader("test", 10))[0].device.type == "cpu"
+    d = random_directions(m, 2, seed=0)
+    assert d.device.type == "cpu"
+    evaluate_rays(m, d, [0.0, 1.0], train=task.loader("train", 10), test=task.loader("test", 10),
+                  bn=task.loader("train", 10), progress=False)
+    bn_update(AveragedModel(m), task.loader("train", 10))
+    assert all(p.device.type == "cpu" for p in m.parameters())
+    assert str(D.model_device(m, "cpu")) == "cpu"

@@ -43,3 +43,29 @@ def test_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     print(f"{path.name}: smoke run {elapsed:.1f} s")
     assert elapsed < SMOKE_TIMEOUT_S
     assert list((tmp_path / "results").glob("*.json")), f"{path.name} wrote no ledger results"
+
+
+@pytest.fixture(scope="module")
+def offline_real_home(tmp_path_factory):
+    """A kit home with an ImageFolder (6 classes, PNG files) and a timm model's weights on disk: see realpath.py."""
+    from realpath import make_offline_home
+
+    home = tmp_path_factory.mktemp("real-home")
+    return home, make_offline_home(home, classes=6, per_class=120)  # 24 test images per class
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_runs_on_the_real_path_offline(path, offline_real_home, tmp_path, monkeypatch):
+    """``DATA = "folder:..."`` and ``MODELS = <timm name>``: the code a learner with a network runs for CIFAR and
+    resnet18, fed from files the test made (6 classes, so nothing may assume the world's 10)."""
+    home, params = offline_real_home
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
+    monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    t0 = time.perf_counter()
+    execute(path, {"SMOKE": True, **params}, timeout=SMOKE_TIMEOUT_S, cwd=NOTEBOOKS)
+    print(f"{path.name}: real-path smoke run {time.perf_counter() - t0:.1f} s")
+    assert list((tmp_path / "results").glob("*.json")), f"{path.name} wrote no ledger results"

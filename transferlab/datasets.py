@@ -56,6 +56,7 @@ __all__ = [
     "WORLD_NAMES",
     "RECOMMENDED_BACKBONES",
     "ChecksumError",
+    "TooFewImagesError",
     "DownloadError",
     "data_dir",
     "download",
@@ -79,6 +80,14 @@ _SPLIT_SEED = 20_240_601  # fixed: the train/test split of unsplit datasets neve
 
 class ChecksumError(ValueError):
     """A file does not match its published checksum (it has been moved aside, never used)."""
+
+
+class TooFewImagesError(ValueError):
+    """A class has fewer images than asked for; ``split`` ("train", "test" or None), ``available``, ``requested``."""
+
+    def __init__(self, message: str, *, split: str | None, label: int, available: int, requested: int):
+        super().__init__(message)
+        self.split, self.label, self.available, self.requested = split, label, available, requested
 
 
 class DownloadError(OSError):
@@ -485,7 +494,9 @@ def stratified_indices(y: torch.Tensor, n_per_class: int | None, *, seed: int = 
         order = members[torch.randperm(len(members), generator=gen)]
         if n_per_class is not None:
             if len(members) < n_per_class:
-                raise ValueError(f"class {c} has only {len(members)} images, fewer than n_per_class={n_per_class}")
+                raise TooFewImagesError(f"class {c} has only {len(members)} images, fewer than "
+                                        f"n_per_class={n_per_class}", split=None, label=c, available=len(members),
+                                        requested=n_per_class)
             order = order[:n_per_class]
         picks.append(order)
     return torch.cat(picks).sort().values
@@ -700,8 +711,18 @@ def _task_from_catalogue(cat: _Catalogue, title, info, n_per_class, seed, size, 
         test_images, test_y = cat.train_images, cat.train_y
     else:
         test_pool = torch.arange(len(test_y))
-    tr = train_pool[stratified_indices(cat.train_y[train_pool], n_per_class, seed=seed, num_classes=k)]
-    te = test_pool[stratified_indices(test_y[test_pool], n_test_per_class, seed=_SPLIT_SEED, num_classes=k)]
+    picks = {}
+    for split, pool, labels, n, s in (("train", train_pool, cat.train_y, n_per_class, seed),
+                                      ("test", test_pool, test_y, n_test_per_class, _SPLIT_SEED)):
+        try:
+            picks[split] = pool[stratified_indices(labels[pool], n, seed=s, num_classes=k)]
+        except TooFewImagesError as err:
+            knob = "n_per_class" if split == "train" else "n_test_per_class"
+            hint = "" if split == "train" else "; n_test_per_class=None takes the whole test split"
+            raise TooFewImagesError(f"{title}: the {split} split's class {cat.classes[err.label]!r} has only "
+                                    f"{err.available} images, fewer than {knob}={n}{hint}", split=split,
+                                    label=err.label, available=err.available, requested=n) from None
+    tr, te = picks["train"], picks["test"]
     x_train = _materialise(cat.train_images, tr, size, interpolation, f"{title} train", progress)
     x_test = _materialise(test_images, te, size, interpolation, f"{title} test", progress)
     info = dict(info, seed=seed, n_per_class=n_per_class, size=size)
