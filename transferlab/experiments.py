@@ -365,21 +365,31 @@ def fold_probe_into_head(probe: nn.Sequential, head: nn.Linear) -> nn.Linear:
 
 
 # ----------------------------------------------------------------------------------------------- one run
-@functools.lru_cache(maxsize=12)
 def _task(n_per_class: int, similarity, seed: int, n_test_per_class: int, size: int, model_cfg=None):
     """The target task: the world's at a similarity (float), or a real dataset / ImageFolder (str).
 
     ``model_cfg``: the model's ``pretrained_cfg`` as ``(key, value)`` items (real data is read at its size and
-    statistics). Cached: every strategy and k of one (size, target, seed) trains on the same tensors.
+    statistics). Cached: every strategy and k of one (size, target, seed) trains on the same tensors; real
+    tasks (hundreds of MB at 224 px) are kept two at a time, world tasks (a few MB) twelve.
     """
     if isinstance(similarity, str):
-        from .datasets import load_task
+        return _real_task(n_per_class, similarity, seed, n_test_per_class, model_cfg)
+    return _world_task(n_per_class, similarity, seed, n_test_per_class, size)
 
-        return load_task(similarity, n_per_class, seed=seed, n_test_per_class=n_test_per_class,
-                         model=dict(model_cfg) if model_cfg else None, progress=False)
+
+@functools.lru_cache(maxsize=12)
+def _world_task(n_per_class, similarity, seed, n_test_per_class, size):
     from .world import target_task
 
     return target_task(n_per_class, similarity, seed=seed, n_test_per_class=n_test_per_class, size=size)
+
+
+@functools.lru_cache(maxsize=2)
+def _real_task(n_per_class, name, seed, n_test_per_class, model_cfg):
+    from .datasets import load_task
+
+    return load_task(name, n_per_class, seed=seed, n_test_per_class=n_test_per_class,
+                     model=dict(model_cfg) if model_cfg else None, progress=False)
 
 
 def _check_similarity(similarity):

@@ -319,7 +319,8 @@ def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> 
     if k == 0:
         return []
     frozen = freeze_by_names(model, [m for st in stages[:k] for m in groups[st]], freeze_bn_stats=freeze_bn_stats)
-    loose = [(n, p) for st in stages[:k] for n, p in stage_parameters(model)[st] if n not in set(frozen)]
+    per_stage, done = stage_parameters(model), set(frozen)
+    loose = [(n, p) for st in stages[:k] for n, p in per_stage[st] if n not in done]
     for _, p in loose:  # parameters the model holds itself (a ViT's cls_token, pos_embed): the first stage's
         p.requires_grad_(False)
     return frozen + [n for n, _ in loose]
