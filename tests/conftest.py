@@ -16,16 +16,13 @@ def _unit_tests_run_on_cpu(request):
 
     On a GPU machine ``device=None`` would otherwise mean CUDA, and a test comparing against CPU tensors would
     fail for a reason unrelated to what it tests. The GPU paths have their own tests (``tests/test_gpu.py``,
-    marked ``cuda``: they run only where CUDA is present and pick the device explicitly); the notebook runs
+    marked ``cuda``: they run only where CUDA is present, on the automatic device); the notebook runs
     keep the automatic choice, so on a GPU machine the lessons run on the GPU.
     """
-    if request.node.get_closest_marker("cuda"):
-        yield
-        return
     from transferlab import device as D
 
     saved = D._DEFAULT_DEVICE
-    D.set_default_device("cpu")
+    D.set_default_device(None if request.node.get_closest_marker("cuda") else "cpu")  # cuda tests: automatic
     try:
         yield
     finally:

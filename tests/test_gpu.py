@@ -1,6 +1,6 @@
 """The CUDA paths on a real GPU: skipped on a machine without CUDA (CI has none; see the issue notes for runs).
 
-The rest of the suite pins the kit's default device to the CPU (``conftest.py``). These tests do not: they
+The rest of the suite pins the kit's default device to the CPU; ``conftest.py`` gives these the automatic one: they
 check that on a GPU machine ``device=None`` means CUDA, that training and evaluation run there with bf16
 autocast and agree with the CPU, that functions which *use* a model leave it where it is, and that the
 widgets read the real GPU.
@@ -24,14 +24,6 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 @pytest.fixture(scope="module")
 def task():
     return target_task(20, 1.0, n_test_per_class=10, size=32, seed=0)
-
-
-@pytest.fixture(autouse=True)
-def _automatic_device():
-    saved = D._DEFAULT_DEVICE
-    D.set_default_device(None)
-    yield
-    D._DEFAULT_DEVICE = saved
 
 
 def test_automatic_device_is_cuda_and_models_are_made_there():
