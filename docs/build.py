@@ -195,13 +195,19 @@ def build(out: Path, *, smoke: bool, notebooks: Path, jobs: int, clean: bool, st
                TRANSFERLAB_DOCS_CACHE=str(out / "jupyter_cache"), PYTHONPATH=os.pathsep.join(
                    [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     env.pop("MPLBACKEND", None)  # let the kernels use the inline backend, so figures reach the page
+    # sphinx -j runs `jobs` kernels side by side; each would otherwise start one torch thread per core, and the
+    # oversubscribed cores spin: two such lessons on 2 cores ran several times slower than one after the other.
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(DOCS), "-d", str(out / "doctrees"),
            "-j", str(jobs), "--keep-going"] + (["-W"] if strict else []) + [str(out / "src"), str(out / "html")]
+    print(f"docs: {jobs} kernel(s) at a time, {threads} torch thread(s) each", flush=True)
     print("docs: " + " ".join(cmd[2:]), flush=True)
     proc = subprocess.run(cmd, env=env)
     seconds = time.perf_counter() - t0
     executed = execution_seconds(out)
     summary = dict(mode="smoke" if smoke else "default", lessons=stems, seconds=round(seconds, 1), jobs=jobs,
+                   threads_per_kernel=int(threads),
                    execution_seconds={s: executed.get(s) for s in stems},
                    ok=proc.returncode == 0, html=str(out / "html"), vendored=versions,
                    built=time.strftime("%Y-%m-%dT%H:%M:%S"))
