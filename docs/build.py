@@ -168,6 +168,26 @@ def execution_seconds(out: Path) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------ (3) sphinx
+def kernel_threads(jobs: int, environ: dict | None = None, cpus: int | None = None) -> int:
+    """Torch threads for each of the ``jobs`` kernels that ``sphinx -j`` runs side by side.
+
+    Each kernel would otherwise start one thread per core, and the oversubscribed cores spin: two lessons side by
+    side on 2 cores ran several times slower than one after the other. ``OMP_NUM_THREADS``, when set, wins.
+
+    >>> kernel_threads(2, environ={}, cpus=2), kernel_threads(2, environ={}, cpus=16), kernel_threads(4, {}, 2)
+    (1, 8, 1)
+    >>> kernel_threads(2, environ={"OMP_NUM_THREADS": "3"}, cpus=2)
+    3
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("OMP_NUM_THREADS"):
+        value = environ["OMP_NUM_THREADS"]
+        if not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"docs: OMP_NUM_THREADS must be a whole number >= 1, got {value!r}")
+        return int(value)
+    return max(1, (cpus or os.cpu_count() or 1) // jobs)
+
+
 def build(out: Path, *, smoke: bool, notebooks: Path, jobs: int, clean: bool, strict: bool = True) -> dict:
     """Build the site into ``out/html``; returns a summary (also written to ``out/build.json``)."""
     t0 = time.perf_counter()
@@ -195,10 +215,8 @@ def build(out: Path, *, smoke: bool, notebooks: Path, jobs: int, clean: bool, st
                TRANSFERLAB_DOCS_CACHE=str(out / "jupyter_cache"), PYTHONPATH=os.pathsep.join(
                    [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     env.pop("MPLBACKEND", None)  # let the kernels use the inline backend, so figures reach the page
-    # sphinx -j runs `jobs` kernels side by side; each would otherwise start one torch thread per core, and the
-    # oversubscribed cores spin: two such lessons on 2 cores ran several times slower than one after the other.
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
-    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    threads = kernel_threads(jobs)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(DOCS), "-d", str(out / "doctrees"),
            "-j", str(jobs), "--keep-going"] + (["-W"] if strict else []) + [str(out / "src"), str(out / "html")]
     print(f"docs: {jobs} kernel(s) at a time, {threads} torch thread(s) each", flush=True)
@@ -207,7 +225,7 @@ def build(out: Path, *, smoke: bool, notebooks: Path, jobs: int, clean: bool, st
     seconds = time.perf_counter() - t0
     executed = execution_seconds(out)
     summary = dict(mode="smoke" if smoke else "default", lessons=stems, seconds=round(seconds, 1), jobs=jobs,
-                   threads_per_kernel=int(threads),
+                   threads_per_kernel=threads,
                    execution_seconds={s: executed.get(s) for s in stems},
                    ok=proc.returncode == 0, html=str(out / "html"), vendored=versions,
                    built=time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -128,6 +128,16 @@ def test_layout_source_refuses_an_empty_folder(tmp_path):
         build.layout_source(tmp_path / "src", tmp_path, smoke=True)
 
 
+def test_kernel_threads_share_the_cores_between_parallel_kernels():
+    assert build.kernel_threads(2, environ={}, cpus=2) == 1
+    assert build.kernel_threads(1, environ={}, cpus=2) == 2
+    assert build.kernel_threads(2, environ={}, cpus=16) == 8
+    assert build.kernel_threads(3, environ={}, cpus=2) == 1  # never zero
+    assert build.kernel_threads(2, environ={"OMP_NUM_THREADS": "4"}, cpus=2) == 4  # the user's choice wins
+    with pytest.raises(SystemExit, match="OMP_NUM_THREADS must be a whole number >= 1, got 'two'"):
+        build.kernel_threads(2, environ={"OMP_NUM_THREADS": "two"}, cpus=2)
+
+
 def test_fingerprint_follows_the_package_source(tmp_path, monkeypatch):
     (tmp_path / "transferlab").mkdir()
     (tmp_path / "transferlab" / "a.py").write_text("x = 1\n")
