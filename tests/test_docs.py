@@ -77,6 +77,15 @@ def test_lesson_summary_needs_a_markdown_cell(tmp_path):
         ext.lesson_summary(_write_nb(tmp_path / "03_x.ipynb", nbformat.v4.new_code_cell("x = 1")))
 
 
+def test_ledger_values_are_rounded_and_short():
+    assert ext._value_text(None) == ""
+    assert ext._value_text(0.5379999999999999) == "0.538"
+    assert ext._value_text({"ratio": 3.3333333333333335, "runs": [0.1 + 0.2, 2], "ok": True}) == \
+        '{"ratio": 3.333, "runs": [0.3, 2], "ok": true}'
+    long = ext._value_text({f"k{i}": i for i in range(40)})
+    assert len(long) == 80 and long.endswith("...")
+
+
 def test_load_claims_reads_what_the_ledger_writes(tmp_path, monkeypatch):
     from transferlab.claims import Ledger, load_all
 

@@ -250,13 +250,29 @@ def _verdict(v: str) -> nodes.inline:
     return nodes.inline(text=v, classes=["transferlab-verdict", "verdict-" + v.replace(" ", "-")])
 
 
+def _rounded(value: Any) -> Any:
+    """Floats to 4 significant digits, inside dicts and lists too (the ledger keeps full precision in its JSON)."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _value_text(value: Any) -> str:
+    """A recorded value as the ledger's last column shows it: rounded, and cut after 80 characters.
+
+    >>> _value_text({"finetune": 0.872, "scratch": 0.5379999999999999}), _value_text(3.3333333333333335)
+    ('{"finetune": 0.872, "scratch": 0.538}', '3.333')
+    """
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}"
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    text = json.dumps(_rounded(value))
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def build_ledger(app: Sphinx, fromdocname: str, records: list[dict], lessons: list[str]) -> list[nodes.Node]:
