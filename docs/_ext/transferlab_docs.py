@@ -219,7 +219,7 @@ def load_claims(results_dir: Path) -> list[dict]:
 
 
 def _table(header: list[str], rows: list[list[nodes.Node]], widths: list[int], classes=()) -> nodes.table:
-    table = nodes.table(classes=list(classes))
+    table = nodes.table(classes=list(classes) + ["colwidths-given"])  # the HTML writer emits the widths only then
     group = nodes.tgroup(cols=len(header))
     table += group
     for w in widths:
@@ -326,7 +326,7 @@ def build_ledger(app: Sphinx, fromdocname: str, records: list[dict], lessons: li
                 claim += nodes.emphasis(text=f"({r['source']})")
             rows.append([claim, nodes.Text(r["measured"]), _verdict(r["verdict"]),
                          nodes.literal(text=_value_text(r.get("value")))])
-        section += _table(["claim", "measured", "verdict", "value"], rows, widths=[4, 5, 2, 2],
+        section += _table(["claim", "measured", "verdict", "value"], rows, widths=[8, 10, 5, 6],
                           classes=["transferlab-ledger"])
         out.append(section)
     return out

@@ -42,6 +42,9 @@ _MEASURE = """() => {
     maths: document.querySelectorAll('.math, span.math, div.math').length,
     mathsTypeset: document.querySelectorAll('mjx-container').length,
     title: document.title,
+    // the kit's own tables (claims ledger, environment) must fit the page, not scroll sideways
+    overflowingTables: Array.from(document.querySelectorAll('table.transferlab-ledger, table.transferlab-env'))
+      .filter(t => t.scrollWidth > t.parentElement.clientWidth + 1).length,
   };
 }"""
 _READY = """() => {
@@ -137,6 +140,7 @@ def check(seen: dict, page_path: str, *, need_figures: bool = False, need_widget
     assert seen["figuresDrawn"] == seen["figures"], f"{page_path}: plotly figures not drawn: {seen}"
     assert seen["widgetsRendered"] == seen["widgets"], f"{page_path}: widgets not rendered: {seen}"
     assert seen["maths"] == 0 or seen["mathsTypeset"] > 0, f"{page_path}: maths not typeset: {seen}"
+    assert seen["overflowingTables"] == 0, f"{page_path}: a ledger/environment table is wider than the page: {seen}"
     if need_figures:
         assert seen["figures"] >= 1, f"{page_path}: expected a plotly figure, found none"
     if need_widgets:
