@@ -34,6 +34,7 @@ False
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -133,10 +134,8 @@ def _as_names(names) -> list[str]:
 def _resolve(model: nn.Module, name: str) -> nn.Module:
     """``model.get_submodule(name)`` with a KeyError that lists the valid names and the closest match."""
     if name:
-        try:
+        with contextlib.suppress(AttributeError):  # not there: fall through to the error that lists what is
             return model.get_submodule(name)
-        except AttributeError:
-            pass
     modules = [n for n, _ in model.named_modules() if n]
     params = {n for n, _ in model.named_parameters()}
     msg = f"no module named {name!r} in {type(model).__name__}"
