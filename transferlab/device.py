@@ -7,6 +7,7 @@ default device", which is :func:`pick_device` unless a learner set another with 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -20,7 +21,9 @@ __all__ = [
     "resolve_device",
     "set_default_device",
     "get_default_device",
+    "model_device",
     "seed_everything",
+    "seeded",
     "env_report",
     "autocast",
 ]
@@ -122,6 +125,51 @@ def model_device(model: torch.nn.Module, device: str | torch.device | None = Non
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def seeded(seed: int | None = None, device=None):
+    """Run a block on private random streams and leave the caller's random state exactly as it was.
+
+    Inside the block the torch CPU generator (and the CUDA generator of ``device``, when it is a CUDA device)
+    starts from ``seed``; NumPy's and Python's global generators are saved and restored too. With
+    ``seed=None`` the block draws from a copy of the caller's current torch state, so its numbers depend on
+    that state, but the caller's state still does not move. Every kit function that draws random numbers
+    runs inside this, so calling it never changes what the caller's next ``torch.rand`` returns.
+
+    Examples
+    --------
+    >>> torch.manual_seed(1); before = torch.rand(1); torch.manual_seed(1)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> with seeded(0):
+    ...     _ = torch.rand(3)
+    >>> torch.equal(torch.rand(1), before)
+    True
+    """
+    if seed is not None:
+        seed = seed_value(seed)
+    dev = torch.device(device) if device is not None and not isinstance(device, torch.device) else device
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if (
+        dev is not None and dev.type == "cuda" and torch.cuda.is_available()) else []
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            if seed is not None:
+                torch.manual_seed(seed)
+                for idx in cuda:
+                    with torch.cuda.device(idx):
+                        torch.cuda.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def seed_value(seed) -> int:
+    """A seed as a Python int (NumPy integers accepted); ``ValueError`` for anything but a non-negative integer."""
+    from ._validate import as_seed
+
+    return as_seed(seed)
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> int:
     """Seed Python, NumPy and PyTorch (all devices); optionally ask for deterministic kernels.
 
@@ -140,9 +188,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
     >>> _ = seed_everything(0); torch.equal(a, torch.rand(2))
     True
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = seed_value(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -1,13 +1,9 @@
-"""The kit's CNN family with named stages, and one ``create_model`` for kit models and timm models alike.
+"""One ``create_model`` for kit architectures, zoo models and timm models alike, and their stages.
 
-A kit model reads like the diagrams in the lessons::
-
-    stem -> layer1 -> layer2 -> layer3 -> pool -> head
-    (low-level edges)        (high-level parts)    (task)
-
-so ``freeze_by_names(model, ["stem", "layer1"])`` says what it does. The models follow timm's interface
-(``forward_features``, ``forward_head``, ``num_features``, ``get_classifier``, ``reset_classifier``,
-``pretrained_cfg``) so that code written for one works for the other.
+The kit's own CNNs (:mod:`transferlab.kitnet`) follow timm's interface (``forward_features``,
+``forward_head``, ``num_features``, ``get_classifier``, ``reset_classifier``, ``pretrained_cfg``), so the
+functions here (:func:`replace_head`, :func:`stage_names`, :func:`stage_groups`, :func:`stage_parameters`)
+work on both. ``KitNet`` and ``ARCHITECTURES`` are re-exported from :mod:`transferlab.kitnet`.
 """
 
 from __future__ import annotations
@@ -17,112 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .world import WORLD_MEAN, WORLD_STD
+from ._paths import home
+from .device import resolve_device
+from .kitnet import ARCHITECTURES, KitNet
 
 __all__ = ["KitNet", "ARCHITECTURES", "create_model", "replace_head", "stage_names", "stage_groups",
            "stage_parameters", "count_params", "timm_weights_path"]
-
-
-def _conv_bn(cin, cout, stride=1):
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv+BN with an identity (or 1x1 projection) shortcut, as in ResNet-18."""
-
-    def __init__(self, cin, cout, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.act = nn.ReLU(inplace=True)
-        self.shortcut = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = self.act(self.bn1(self.conv1(x)))
-        return self.act(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
-class KitNet(nn.Module):
-    """A small CNN: ``stem`` then one stage per width (each halves the resolution), ``pool``, ``head``.
-
-    Parameters
-    ----------
-    num_classes : int
-    widths : tuple of int
-        Channels of ``layer1``, ``layer2``, ...; one stage each.
-    stem_width : int
-    block : {"plain", "residual"}
-        "plain": two conv+BN+ReLU per stage (VGG-like); "residual": one BasicBlock per stage.
-
-    Examples
-    --------
-    >>> m = KitNet(10, widths=(8, 16)); [n for n, _ in m.named_children()]
-    ['stem', 'layer1', 'layer2', 'pool', 'head']
-    >>> m(torch.zeros(2, 3, 32, 32)).shape
-    torch.Size([2, 10])
-    """
-
-    def __init__(self, num_classes: int = 10, widths=(24, 48, 96), stem_width: int = 16, block: str = "plain",
-                 in_chans: int = 3):
-        super().__init__()
-        if block not in ("plain", "residual"):
-            raise ValueError(f"block must be 'plain' or 'residual', got {block!r}")
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes!r}")
-        self.stem = _conv_bn(in_chans, stem_width)
-        cin = stem_width
-        names = ["stem"]
-        for i, w in enumerate(widths, start=1):
-            if block == "plain":
-                stage = nn.Sequential(_conv_bn(cin, w, stride=2), _conv_bn(w, w))
-            else:
-                stage = nn.Sequential(BasicBlock(cin, w, stride=2))
-            self.add_module(f"layer{i}", stage)
-            names.append(f"layer{i}")
-            cin = w
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(cin, num_classes)
-        self.num_features = cin
-        self.num_classes = int(num_classes)
-        self.stage_names = tuple(names)
-        self.pretrained_cfg = dict(mean=WORLD_MEAN, std=WORLD_STD, input_size=(in_chans, 32, 32),
-                                   interpolation="bilinear", crop_pct=1.0, num_classes=int(num_classes))
-
-    def forward_features(self, x):
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return x
-
-    def forward_head(self, x, pre_logits: bool = False):
-        x = self.pool(x)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self):
-        return self.head
-
-    def reset_classifier(self, num_classes: int):
-        self.head = nn.Linear(self.num_features, num_classes)
-        self.num_classes = int(num_classes)
-        self.pretrained_cfg = dict(self.pretrained_cfg, num_classes=int(num_classes))
-
-
-# name -> constructor keyword arguments
-ARCHITECTURES = {
-    "kitnet_s": dict(widths=(16, 32, 64), stem_width=16),
-    "kitnet_m": dict(widths=(24, 48, 96), stem_width=16),
-    "kitnet_l": dict(widths=(32, 64, 128), stem_width=24),
-    "kitnet_deep": dict(widths=(24, 48, 96, 128), stem_width=16),
-    "kitres_m": dict(widths=(32, 64, 128), stem_width=24, block="residual"),
-}
 
 
 def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, device=None, **kwargs) -> nn.Module:
@@ -144,7 +40,6 @@ def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, 
     5
     """
     from . import zoo
-    from .device import resolve_device
 
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
@@ -183,8 +78,6 @@ def timm_weights_path(name: str) -> Path:
     >>> timm_weights_path("resnet18.a1_in1k").name
     'resnet18.a1_in1k.safetensors'
     """
-    from .zoo import home
-
     if not isinstance(name, str) or not name or "/" in name or "\\" in name:
         raise ValueError(f"expected a timm model name such as 'resnet18.a1_in1k', got {name!r}")
     return home() / "weights" / f"{name}.safetensors"

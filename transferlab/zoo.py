@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .models import ARCHITECTURES, KitNet
+from .kitnet import ARCHITECTURES, KitNet
 
 __all__ = ["ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest", "sha256"]
 
@@ -159,7 +159,7 @@ def _pretrain(spec: ZooSpec, progress: bool, device) -> tuple[KitNet, float]:
         gen = torch.Generator().manual_seed(spec.seed + 1)
         flip = torch.rand(len(y), generator=gen) < spec.label_noise
         y = torch.where(flip, torch.randint(spec.num_source_classes, y.shape, generator=gen), y)
-    from .world import TensorLoader
+    from .tasks import TensorLoader
 
     train = TensorLoader(task.x_train, y, 128, shuffle=True, seed=spec.seed)
     with torch.random.fork_rng(devices=[]):
