@@ -222,28 +222,45 @@ def _make_schedule(optimizer, schedule, lr, steps):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None) -> dict:
-    """Mean cross-entropy and accuracy over ``data``, in eval mode (the model's mode is restored after).
+def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None, mode: str = "eval") -> dict:
+    """Mean cross-entropy and accuracy over ``data``; the kit's one evaluation loop.
+
+    ``mode="eval"`` (the default) evaluates as at inference: running BatchNorm statistics, dropout off.
+    ``mode="train"`` measures what the network computes while it trains (mini-batch statistics, dropout on),
+    the accuracy an old Keras progress bar showed; BatchNorm running statistics are left exactly as they were.
+    The model's modes are restored afterwards either way.
 
     Returns ``{"loss": float, "acc": float, "n": int}``. ``device=None`` runs where the model is; a ``device``
-    moves the model there first (see :func:`transferlab.device.model_device`).
+    moves the model there first (see :func:`transferlab.device.model_device`). Outputs that are not finite
+    (NaN or infinite logits) raise ``FloatingPointError`` instead of being counted as predictions.
     """
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
     device = model_device(model, device)
-    was_training = model.training
-    model.eval()
+    flags = [(m, m.training) for m in model.modules()]
+    saved = {k: b.detach().clone() for k, b in model.named_buffers()} if mode == "train" else {}
+    model.train(mode == "train")
     tot_loss, tot_correct, tot_n = 0.0, 0, 0
     try:
         for x, y in data:
             x, y = x.to(device), y.to(device)
             with autocast(device, amp):
                 out = model(x).float()
+            if not torch.isfinite(out).all():
+                raise FloatingPointError(f"the model's outputs are not finite (NaN or inf) on a batch of {len(y)}; "
+                                         f"its weights or inputs have diverged, so no accuracy can be computed")
             tot_loss += F.cross_entropy(out, y, reduction="sum").item()
             tot_correct += (out.argmax(1) == y).sum().item()
             tot_n += len(y)
     finally:
-        model.train(was_training)
+        for m, flag in flags:
+            m.training = flag
+        if saved:
+            buffers = dict(model.named_buffers())
+            for k, v in saved.items():
+                buffers[k].copy_(v)
     if tot_n == 0:
-        raise ValueError("evaluate() got no batches")
+        raise ValueError("evaluate() got no batches: the data is empty")
     return {"loss": tot_loss / tot_n, "acc": tot_correct / tot_n, "n": tot_n}
 
 
