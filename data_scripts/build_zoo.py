@@ -18,16 +18,33 @@ import time
 import torch
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def main(argv=None) -> int:
     from transferlab import zoo
+    from transferlab._validate import did_you_mean
+    from transferlab.device import resolve_device
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", metavar="NAME", help="build only these models")
     ap.add_argument("--force", action="store_true", help="rebuild even when a valid copy is cached")
     ap.add_argument("--list", action="store_true", help="show the zoo and what is built, then exit")
     ap.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args(argv)
+    try:
+        resolve_device(args.device)
+    except ValueError as err:
+        print(f"error: --device: {err}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.list:
@@ -37,13 +54,11 @@ def main(argv=None) -> int:
             print(f"{mark}  {row['name']:<18} {row['description']}{acc}")
         print(f"cache: {zoo.zoo_dir()}")
         return 0
-    try:
-        names = args.only or list(zoo.ZOO)
-        for n in names:
-            if n not in zoo.ZOO:
-                raise KeyError(n)
-    except KeyError as err:
-        print(f"error: unknown zoo model {err}; known: {', '.join(zoo.ZOO)}", file=sys.stderr)
+    names = args.only or list(zoo.ZOO)
+    unknown = [n for n in names if n not in zoo.ZOO]
+    if unknown:
+        hints = "".join(did_you_mean(n, zoo.ZOO) for n in unknown)
+        print(f"error: unknown zoo model(s) {unknown}.{hints} Known: {', '.join(zoo.ZOO)}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     zoo.build_all(names, force=args.force, device=args.device)

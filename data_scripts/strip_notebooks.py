@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from transferlab._paths import atomic_write
 
 
 def strip(path: Path) -> bool:
@@ -24,11 +24,9 @@ def strip(path: Path) -> bool:
     if "widgets" in nb.metadata:
         del nb.metadata["widgets"]
         changed = True
-    if changed:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.tmp")
-        os.close(fd)
-        nbformat.write(nb, tmp)
-        os.replace(tmp, path)
+    if changed:  # through a symlink to its target, keeping the file's mode
+        text = nbformat.writes(nb)
+        atomic_write(path, text if text.endswith("\n") else text + "\n")
     return changed
 
 

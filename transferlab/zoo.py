@@ -4,36 +4,77 @@ The zoo stands in for "the ImageNet models on the hub" when there is no network.
 architecture, width, depth, pretraining budget and what they were pretrained to recognise, so that they
 transfer differently, which is what model selection (lesson 04) has to find out.
 
-Files live in ``$TRANSFERLAB_HOME/zoo`` (default ``~/.cache/transferlab/zoo``): one ``<name>.safetensors`` per
-model and a ``manifest.json`` with its recipe, its source-task accuracy and the file's SHA-256. Loading checks
-the hash; a corrupted or truncated file is moved aside (never deleted, never used) and rebuilt.
+Files live in ``$TRANSFERLAB_HOME/zoo`` (default ``~/.cache/transferlab/zoo``): per model a
+``<name>.safetensors`` and a ``<name>.json`` record (its recipe, what pretraining reached, the weights' SHA-256),
+and ``manifest.json``, an index of the records for people and older versions of the kit. Loading checks the
+hash; a corrupted or truncated file is moved aside (never deleted, never used) and rebuilt.
+
+**Sharing one zoo.** Loading a built, verified model only reads files: an instructor can build the zoo once
+into a folder that students can read but not write (``TRANSFERLAB_HOME=/srv/transferlab``). Building needs a
+writable home, and says so when it has none.
+
+**What a zoo entry is.** :class:`ZooEntry` is the recipe interface: a fingerprint, an untrained model with its
+pretraining head, and a ``pretrain`` step. :class:`ZooSpec` is the image recipe (a KitNet pretrained on the
+world's source task); a text recipe is another subclass, so the zoo's build/verify/load machinery serves both.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import hashlib
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
+from ._paths import atomic_write, file_lock, home, keep_aside, sha256
+from ._validate import as_key, as_list
+from .device import resolve_device, seeded
 from .kitnet import ARCHITECTURES, KitNet
 
-__all__ = ["ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest", "sha256"]
+__all__ = ["ZooEntry", "ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest",
+           "sha256", "is_built"]
+
+
+class ZooEntry:
+    """What the zoo needs from a recipe, whatever the model's domain.
+
+    Subclasses define ``kind`` (``"image"``, ``"text"``), ``description``, and the methods below. The
+    fingerprint must change whenever a change of recipe or of the data it is trained on would change the
+    weights, so that cached files of an old recipe are rebuilt.
+    """
+
+    kind: str = "?"
+    description: str = ""
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def make_model(self) -> nn.Module:
+        """The architecture with its pretraining head, randomly initialised (seeded by the recipe)."""
+        raise NotImplementedError
+
+    def pretrain(self, *, progress: bool, device) -> tuple[nn.Module, dict]:
+        """Train a fresh model; returns it (on the CPU) and what it reached (e.g. ``{"source_test_acc": ...}``)."""
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        """The recipe's columns for :func:`status` (architecture, data, budget)."""
+        return {}
+
+    def loaded_info(self) -> dict:
+        """What :func:`load` adds to the model's ``pretrained_cfg`` (where its pretraining came from)."""
+        return {}
 
 
 @dataclass(frozen=True)
-class ZooSpec:
-    """How one zoo model is pretrained on the source task."""
+class ZooSpec(ZooEntry):
+    """How one image zoo model (a KitNet) is pretrained on the world's source task."""
 
     arch: str
     label: str = "combo"  # what the source labels name: "combo" (20 classes), "shape" (6), "texture" (5)
@@ -43,15 +84,14 @@ class ZooSpec:
     label_noise: float = 0.0  # fraction of source labels replaced at random
     seed: int = 0
     description: str = ""
+    kind = "image"
 
     @property
     def num_source_classes(self) -> int:
         return {"combo": 20, "shape": 6, "texture": 5}[self.label]
 
     def make_model(self) -> KitNet:
-        """The architecture with a source-task head, randomly initialised (seeded by the spec)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded(self.seed):
             model = KitNet(self.num_source_classes, **ARCHITECTURES[self.arch])
         model.pretrained_cfg.update(architecture=self.arch)
         return model
@@ -60,10 +100,36 @@ class ZooSpec:
         blob = json.dumps(asdict(self), sort_keys=True) + f"|world{_WORLD_VERSION}"
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def pretrain(self, *, progress: bool, device) -> tuple[KitNet, dict]:
+        from .tasks import TensorLoader
+        from .train import evaluate, fit
+        from .world import source_task
+
+        model = self.make_model()
+        task = source_task(self.n_per_class, seed=self.seed, label=self.label, n_test_per_class=25)
+        if self.epochs > 0:
+            y = task.y_train
+            if self.label_noise > 0:
+                gen = torch.Generator().manual_seed(self.seed + 1)
+                flip = torch.rand(len(y), generator=gen) < self.label_noise
+                y = torch.where(flip, torch.randint(self.num_source_classes, y.shape, generator=gen), y)
+            train = TensorLoader(task.x_train, y, 128, shuffle=True, seed=self.seed)
+            fit(model, train, epochs=self.epochs, lr=self.lr, weight_decay=5e-4, device=device, progress=progress,
+                seed=self.seed, desc=f"pretrain {self.arch}")
+        acc = evaluate(model, task.loader("test", 500), device=device)["acc"]
+        return model.cpu(), {"source_test_acc": round(acc, 4)}
+
+    def summary(self) -> dict:
+        return dict(arch=self.arch, label=self.label, images=self.n_per_class * self.num_source_classes,
+                    epochs=self.epochs, label_noise=self.label_noise)
+
+    def loaded_info(self) -> dict:
+        return dict(source=f"transfer world, {self.label} labels")
+
 
 _WORLD_VERSION = 1  # bump when the world's rendering changes, so cached models are rebuilt
 
-ZOO: dict[str, ZooSpec] = {
+ZOO: dict[str, ZooEntry] = {
     "kitnet_s-src": ZooSpec("kitnet_s", description="small plain CNN, full source task"),
     "kitnet_m-src": ZooSpec("kitnet_m", n_per_class=1500, description="the lessons' default: medium plain CNN"),
     "kitnet_l-src": ZooSpec("kitnet_l", epochs=2, description="wide plain CNN, full source task"),
@@ -77,143 +143,170 @@ ZOO: dict[str, ZooSpec] = {
 }
 
 
-def home() -> Path:
-    """The kit's cache: ``$TRANSFERLAB_HOME`` or ``~/.cache/transferlab``."""
-    return Path(os.environ.get("TRANSFERLAB_HOME") or Path.home() / ".cache" / "transferlab").expanduser()
-
-
 def zoo_dir() -> Path:
+    """``$TRANSFERLAB_HOME/zoo``."""
     return home() / "zoo"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _weights(name: str) -> Path:
+    return zoo_dir() / f"{name}.safetensors"
+
+
+def _record_path(name: str) -> Path:
+    return zoo_dir() / f"{name}.json"
+
+
+_REQUIRED = ("fingerprint", "sha256")
+
+
+def _well_formed(entry) -> bool:
+    return isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in _REQUIRED)
+
+
+def _read_json(path: Path, what: str):
+    """The parsed file, or None (with a warning naming the file) when it is missing or not valid JSON."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        warnings.warn(f"{path} is not valid JSON; {what}", stacklevel=4)
+        return None
+
+
+def _legacy_manifest() -> dict:
+    data = _read_json(zoo_dir() / "manifest.json", "ignoring it (each model's own record is used instead)")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        warnings.warn(f"{zoo_dir() / 'manifest.json'} holds a {type(data).__name__}, not an object of model "
+                      f"records; ignoring it (each model's own record is used instead)", stacklevel=3)
+        return {}
+    return {k: v for k, v in data.items() if _well_formed(v)}
 
 
 def manifest() -> dict:
-    """The manifest as a dict (empty when nothing is built yet)."""
-    path = zoo_dir() / "manifest.json"
-    if not path.exists():
-        return {}
+    """Every built model's record, ``{name: record}`` (empty when nothing is built).
+
+    Read from the per-model records (``<name>.json``), falling back to ``manifest.json`` for models built by
+    older versions of the kit. Malformed records are ignored with a warning, never trusted.
+    """
+    out = _legacy_manifest()
+    folder = zoo_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            if path.name == "manifest.json" or path.name.startswith("."):
+                continue
+            entry = _read_json(path, "ignoring this record (the model will be rebuilt or re-verified)")
+            if entry is None:
+                continue
+            if _well_formed(entry) and entry.get("name") == path.stem:
+                out[path.stem] = entry
+            else:
+                warnings.warn(f"{path} is not a zoo record; ignoring it", stacklevel=2)
+    return out
+
+
+def _check_name(name: str) -> ZooEntry:
+    return as_key("zoo model", name, ZOO)
+
+
+def _verify(name: str, spec: ZooEntry, entry: dict | None) -> str:
+    """``"ok"``, ``"missing"``, ``"outdated"`` or ``"corrupt"`` for the cached file of ``name``."""
+    path = _weights(name)
+    if not path.exists() or entry is None:
+        return "missing"
+    if entry.get("fingerprint") != spec.fingerprint():
+        return "outdated"
+    return "ok" if sha256(path) == entry.get("sha256") else "corrupt"
+
+
+def is_built(name: str) -> bool:
+    """True when ``name``'s weights are cached, of the current recipe and pass their SHA-256 check.
+
+    Examples
+    --------
+    >>> is_built("kitnet_m-src") in (True, False)
+    True
+    """
+    spec = _check_name(name)
+    return _verify(name, spec, manifest().get(name)) == "ok"
+
+
+def _move_corrupt(name: str) -> None:
+    path = _weights(name)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        warnings.warn(f"{path} is not valid JSON; treating the zoo as empty (models will be rebuilt)", stacklevel=2)
-        return {}
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _lock(what: str):
-    """An exclusive lock on one zoo model (or on the manifest), so two processes never build the same model
-    at once, while loading a built model never waits for another model's build."""
-    zoo_dir().mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no cross-process lock; atomic renames still keep files whole
-        yield
-        return
-    with open(zoo_dir() / f".{what}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _check_name(name: str) -> ZooSpec:
-    if name not in ZOO:
-        close = difflib.get_close_matches(str(name), ZOO, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"no zoo model named {name!r}.{hint} Zoo models: {sorted(ZOO)}")
-    return ZOO[name]
-
-
-def _pretrain(spec: ZooSpec, progress: bool, device) -> tuple[KitNet, float]:
-    from .train import evaluate, fit
-    from .world import source_task
-
-    model = spec.make_model()
-    task = source_task(spec.n_per_class, seed=spec.seed, label=spec.label, n_test_per_class=25)
-    if spec.epochs == 0:
-        return model, evaluate(model, task.loader("test", 500), device=device)["acc"]
-    y = task.y_train
-    if spec.label_noise > 0:
-        gen = torch.Generator().manual_seed(spec.seed + 1)
-        flip = torch.rand(len(y), generator=gen) < spec.label_noise
-        y = torch.where(flip, torch.randint(spec.num_source_classes, y.shape, generator=gen), y)
-    from .tasks import TensorLoader
-
-    train = TensorLoader(task.x_train, y, 128, shuffle=True, seed=spec.seed)
-    with torch.random.fork_rng(devices=[]):
-        fit(model, train, epochs=spec.epochs, lr=spec.lr, weight_decay=5e-4, device=device, progress=progress,
-            seed=spec.seed, desc=f"pretrain {spec.arch}")
-    acc = evaluate(model, task.loader("test", 500), device=device)["acc"]
-    return model.cpu(), acc
+        aside = keep_aside(path, "corrupt")
+    except OSError as err:
+        raise OSError(f"zoo model {name!r} at {path} failed its SHA-256 check (corrupted or truncated) and the "
+                      f"zoo folder is not writable ({err.strerror}); ask whoever built the zoo to rebuild it "
+                      f"(`python data_scripts/build_zoo.py --only {name}`)") from err
+    warnings.warn(f"zoo model {name!r} failed its SHA-256 check (corrupted or truncated); moved it to {aside} "
+                  f"and it will be rebuilt", stacklevel=4)
 
 
 def build(name: str, *, force: bool = False, progress: bool = True, device=None) -> Path:
     """Pretrain zoo model ``name`` and store it (skipped when a valid copy is cached, unless ``force``)."""
     spec = _check_name(name)
-    with _lock(name):
-        if not force and _valid(name, spec):
-            return zoo_dir() / f"{name}.safetensors"
+    resolve_device(device)  # a bad device is an error before any work, even when nothing needs building
+    with file_lock(zoo_dir() / f".{name}.lock"):
+        status = _verify(name, spec, manifest().get(name))
+        if status == "ok" and not force:
+            return _weights(name)
+        if status == "corrupt":
+            _move_corrupt(name)
         return _build_locked(name, spec, progress, device)
 
 
-def _build_locked(name, spec, progress, device) -> Path:
+def _build_locked(name: str, spec: ZooEntry, progress: bool, device) -> Path:
     from safetensors.torch import save_file
 
     t0 = time.perf_counter()
-    model, acc = _pretrain(spec, progress, device)
-    path = zoo_dir() / f"{name}.safetensors"
+    model, metrics = spec.pretrain(progress=progress, device=device)
+    path = _weights(name)
+    if path.exists():
+        entry = manifest().get(name)
+        if entry is None or sha256(path) != entry.get("sha256"):  # not a file this kit wrote: keep it
+            aside = keep_aside(path, "replaced")
+            warnings.warn(f"{path} was not written by the kit's zoo (no matching record); kept it as {aside}",
+                          stacklevel=3)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"name": name, "arch": spec.arch}))
-    entry = dict(asdict(spec), name=name, fingerprint=spec.fingerprint(), source_test_acc=round(acc, 4),
-                 sha256=sha256(path), bytes=path.stat().st_size, build_seconds=round(time.perf_counter() - t0, 1),
-                 torch=torch.__version__, transferlab=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    with _lock("manifest"):  # read-modify-write: other processes may be adding their own entries
-        man = manifest()
-        man[name] = entry
-        _atomic_write(zoo_dir() / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(man, indent=2)))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"name": name, "kind": spec.kind}))
+    entry = dict(asdict(spec) if hasattr(spec, "__dataclass_fields__") else {}, name=name, kind=spec.kind,
+                 fingerprint=spec.fingerprint(), **metrics, sha256=sha256(path), bytes=path.stat().st_size,
+                 build_seconds=round(time.perf_counter() - t0, 1), torch=torch.__version__,
+                 transferlab=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    atomic_write(_record_path(name), json.dumps(entry, indent=2))
+    _write_index()
     return path
 
 
-def _valid(name: str, spec: ZooSpec) -> bool:
-    """True when the cached file exists, matches the current recipe and its hash; moves a bad file aside."""
-    path = zoo_dir() / f"{name}.safetensors"
-    entry = manifest().get(name)
-    if not path.exists() or entry is None or entry.get("fingerprint") != spec.fingerprint():
-        return False
-    if sha256(path) != entry.get("sha256"):
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(path, aside)
-        warnings.warn(f"zoo model {name!r} failed its SHA-256 check (corrupted or truncated); moved it to "
-                      f"{aside} and it will be rebuilt", stacklevel=3)
-        return False
-    return True
+def _write_index() -> None:
+    """Rewrite ``manifest.json`` from the per-model records (a file there that is not an index is kept aside)."""
+    index = zoo_dir() / "manifest.json"
+    with file_lock(zoo_dir() / ".manifest.lock"):
+        if index.exists():
+            try:
+                ok = isinstance(json.loads(index.read_text()), dict)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                ok = False
+            if not ok:
+                aside = keep_aside(index, "invalid")
+                warnings.warn(f"{index} was not a zoo index; kept it as {aside} and wrote a new one", stacklevel=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            records = manifest()
+        atomic_write(index, json.dumps(records, indent=2))
 
 
 def build_all(names=None, *, force: bool = False, progress: bool = True, device=None) -> list[Path]:
-    """Build every zoo model (or ``names``) that is missing or invalid, with one progress bar over models."""
-    names = list(ZOO) if names is None else [n for n in names if _check_name(n)]
+    """Build every zoo model (or ``names``: a list, or one name) that is missing or invalid."""
+    names = list(ZOO) if names is None else as_list("names", names)
+    for n in names:
+        _check_name(n)
+    resolve_device(device)
     paths = []
     bar = tqdm(names, desc="zoo", disable=not progress)
     for n in bar:
@@ -222,38 +315,48 @@ def build_all(names=None, *, force: bool = False, progress: bool = True, device=
     return paths
 
 
-def load(name: str, *, device=None, build_missing: bool = True, progress: bool = True) -> KitNet:
-    """Load a zoo model with its source-task head (use ``replace_head`` for a new task).
+def load(name: str, *, device=None, build_missing: bool = True, progress: bool = True) -> nn.Module:
+    """Load a zoo model with its pretraining head (use ``replace_head`` for a new task).
 
-    A missing, outdated or corrupted file is (re)built when ``build_missing`` is True; otherwise
-    ``FileNotFoundError`` names the command that builds it. Weights load through safetensors (no pickle).
+    A built, verified model is only read (no lock, no write), so a read-only zoo works. A missing, outdated or
+    corrupted file is (re)built when ``build_missing`` is True; otherwise ``FileNotFoundError`` names the
+    command that builds it. Weights load through safetensors (no pickle).
     """
     from safetensors.torch import load_file
 
-    from .device import resolve_device
-
     spec = _check_name(name)
-    with _lock(name):
-        if not _valid(name, spec):
-            if not build_missing:
-                raise FileNotFoundError(f"zoo model {name!r} is not built in {zoo_dir()}; build it with "
-                                        f"`python data_scripts/build_zoo.py --only {name}` (or `make zoo`)")
-            _build_locked(name, spec, progress, None)
-        state = load_file(zoo_dir() / f"{name}.safetensors")
+    device = resolve_device(device)
+    status = _verify(name, spec, manifest().get(name))
+    if status != "ok":
+        with file_lock(zoo_dir() / f".{name}.lock", required=build_missing):
+            status = _verify(name, spec, manifest().get(name))  # another process may have built it meanwhile
+            if status == "corrupt":
+                _move_corrupt(name)
+            if status != "ok":
+                if not build_missing:
+                    raise FileNotFoundError(f"zoo model {name!r} is not built in {zoo_dir()}; build it with "
+                                            f"`python data_scripts/build_zoo.py --only {name}` (or `make zoo`)")
+                _build_locked(name, spec, progress, None)
+    state = load_file(_weights(name))
     model = spec.make_model()
     model.load_state_dict(state, strict=True)
-    model.pretrained_cfg.update(zoo_name=name, source=f"transfer world, {spec.label} labels", pretrained=True)
-    return model.to(resolve_device(device))
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, dict):
+        cfg.update(zoo_name=name, pretrained=True, **spec.loaded_info())
+    return model.to(device)
 
 
 def status() -> list[dict]:
-    """One row per zoo model: built or not, recipe, source accuracy, size (for a table in a notebook)."""
+    """One row per zoo model: built or not, recipe, source accuracy (for a table in a notebook).
+
+    ``built`` means cached with the current recipe; :func:`is_built` also checks the file's hash.
+    """
     man = manifest()
     rows = []
     for name, spec in ZOO.items():
         entry = man.get(name, {})
-        built = (zoo_dir() / f"{name}.safetensors").exists() and entry.get("fingerprint") == spec.fingerprint()
-        rows.append(dict(name=name, arch=spec.arch, label=spec.label, images=spec.n_per_class * 20,
-                         epochs=spec.epochs, label_noise=spec.label_noise, built=built,
+        built = _weights(name).exists() and entry.get("fingerprint") == spec.fingerprint()
+        rows.append(dict(name=name, kind=spec.kind, **spec.summary(), built=built,
                          source_test_acc=entry.get("source_test_acc"), description=spec.description))
     return rows
+
