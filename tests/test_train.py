@@ -120,3 +120,123 @@ def test_discriminative_param_groups_keep_their_ratios(task):
     T.fit(m, task.loader("train", 30), epochs=1, lr=1e-3, optimizer=opt, callbacks=[Peek()], progress=False)
     for lo, hi in seen:
         assert lo == pytest.approx(hi / 10)
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+def _tiny_task():
+    from transferlab.world import target_task
+
+    return target_task(2, n_test_per_class=1, size=16)
+
+
+def test_fit_refuses_an_empty_loader():
+    from transferlab.models import create_model
+
+    t = _tiny_task()
+    empty = t.loader("train", 8)
+    empty.x, empty.y = empty.x[:0], empty.y[:0]
+    with pytest.raises(ValueError, match="no batches"):
+        T.fit(create_model("kitnet_s", 10), empty, epochs=1, progress=False)
+
+
+def test_fit_stops_loudly_on_nan_inputs_and_names_them():
+    import torch
+
+    from transferlab.models import create_model
+
+    x = torch.randn(8, 3, 16, 16)
+    x[0, 0, 0, 0] = float("nan")
+    data = [(x, torch.arange(8) % 10)]
+    with pytest.raises(FloatingPointError, match="inputs of that batch contain NaN"):
+        T.fit(create_model("kitnet_s", 10), data, epochs=1, progress=False)
+
+
+def test_fit_names_a_label_outside_the_head():
+    import torch
+
+    from transferlab.models import create_model
+
+    data = [(torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 12]))]
+    with pytest.raises(ValueError, match="label 12 is out of range for a model with 10 outputs"):
+        T.fit(create_model("kitnet_s", 10), data, epochs=1, progress=False)
+
+
+def test_evaluate_refuses_nan_outputs_instead_of_counting_class_0():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="not finite"):
+        T.evaluate(model, [(torch.randn(4, 4), torch.tensor([0, 0, 1, 1]))])
+
+
+def test_extract_features_of_nothing_is_an_error():
+    import torch
+
+    with pytest.raises(ValueError, match="no batches"):
+        T.extract_features(torch.nn.Linear(2, 2), [])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epochs=0), "epochs must be an integer >= 1"),
+    (dict(epochs=-3), "epochs must be an integer >= 1"),
+    (dict(lr=0.0), "lr must be a number > 0"),
+    (dict(nan=True), "NaN or infinite"),
+])
+def test_linear_probe_rejects_what_would_give_nan_or_no_training(kwargs, match):
+    import torch
+
+    feats = torch.randn(6, 3)
+    if kwargs.pop("nan", False):
+        feats[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=match):
+        T.fit_linear_probe(feats, torch.tensor([0, 1, 0, 1, 0, 1]), 2, **kwargs)
+
+
+def test_numpy_scalars_are_numbers():
+    import numpy as np
+    import torch
+
+    from transferlab.models import create_model
+
+    t = _tiny_task()
+    h = T.fit(create_model("kitnet_s", 10), t.loader("train", np.int64(8)), epochs=np.int64(1), lr=np.float32(1e-3),
+            progress=False, seed=np.int64(0))
+    assert len(h) == 1
+    probe = T.fit_linear_probe(torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 0, 1]), np.int64(2), epochs=np.int64(2))
+    assert probe(torch.randn(1, 3)).shape == (1, 2)
+
+
+def test_fit_and_probe_leave_the_callers_random_state_alone():
+    import random
+
+    import numpy as np
+    import torch
+
+    from transferlab.models import create_model
+
+    t = _tiny_task()
+    model = create_model("kitnet_s", 10)
+    feats = torch.randn(6, 3)
+    states = (torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    T.fit(model, t.loader("train", 8), epochs=1, progress=False, seed=3)
+    T.fit(model, t.loader("train", 8), epochs=1, progress=False)
+    T.fit_linear_probe(feats, torch.tensor([0, 1, 0, 1, 0, 1]), 2, epochs=2)
+    assert torch.equal(torch.random.get_rng_state(), states[0])
+    assert (np.random.get_state()[1] == states[1]).all() and random.getstate() == states[2]
+
+
+def test_a_seeded_fit_gives_the_same_weights_twice():
+    import torch
+
+    from transferlab.models import create_model
+
+    t = _tiny_task()
+    out = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = create_model("kitnet_s", 10)
+        T.fit(m, t.loader("train", 8), epochs=1, progress=False, seed=5)
+        out.append(m.head.weight.detach().clone())
+    assert torch.equal(*out)

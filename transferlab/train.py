@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import autocast, model_device, resolve_device
+from ._validate import as_float, as_int, as_seed
+from .device import autocast, model_device, resolve_device, seeded
 
 __all__ = [
     "History",
@@ -130,7 +131,16 @@ def fit(
         Per-step learning-rate schedule ("onecycle" with fewer than 10 steps in all keeps ``lr`` constant).
     val : optional iterable of batches, evaluated after every epoch.
     amp : bf16 autocast; ``None`` means "on for CUDA".
-    seed : seeds the global RNG before training (dropout, head init done here); data order is the loader's.
+    seed : seeds the random numbers drawn during training (dropout); data order is the loader's. Training draws
+        from a private stream: the caller's random state is the same after ``fit`` as before it. With
+        ``seed=None`` the stream starts from a copy of the caller's current torch state.
+
+    Raises
+    ------
+    ValueError
+        ``train`` yields no batches, or a label is outside the model's classes.
+    FloatingPointError
+        The loss became NaN or infinite (the message says when, and whether the inputs held NaN/inf).
 
     Examples
     --------
@@ -141,20 +151,25 @@ def fit(
     >>> len(h), "train_loss" in h.rows[0]
     (1, True)
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    epochs = as_int("epochs", epochs, min=1)
+    lr = as_float("lr", lr, min=0.0, min_open=True)
+    weight_decay = as_float("weight_decay", weight_decay, min=0.0)
+    seed = None if seed is None else as_seed(seed)
     device = resolve_device(device)
-    if seed is not None:
-        torch.manual_seed(seed)
+    if len(train) == 0:
+        raise ValueError("fit() got a training set with no batches: the loader is empty")
     model.to(device)
+    with seeded(seed, device):
+        return _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, device, amp, list(callbacks),
+                    progress, desc)
+
+
+def _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, device, amp, callbacks, progress, desc):
     if isinstance(optimizer, str):
         optimizer = make_optimizer((p for p in model.parameters() if p.requires_grad), optimizer, lr, weight_decay)
     steps = epochs * len(train)
     scheduler = _make_schedule(optimizer, schedule, lr, steps)
     state = TrainState(model, optimizer, device, epochs, len(train))
-    callbacks = list(callbacks)
     for cb in callbacks:
         cb.on_fit_start(state)
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
@@ -169,7 +184,14 @@ def fit(
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with autocast(device, amp):
                     out = model(x)
+                    _check_labels(y, out.shape[-1])
                     loss = F.cross_entropy(out.float(), y)
+                if not torch.isfinite(loss):
+                    bad_input = not torch.isfinite(x).all()
+                    raise FloatingPointError(
+                        f"the training loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1} (step "
+                        f"{state.step + 1}); " + ("the inputs of that batch contain NaN or inf values" if bad_input
+                                                  else "the learning rate may be too high for this model"))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -186,8 +208,10 @@ def fit(
                     cb.on_batch_end(state)
                 if state.stop:
                     break
+            if tot_n == 0:
+                raise ValueError(f"fit() got no batches in epoch {epoch + 1}: the loader is empty")
             elapsed = time.perf_counter() - state.epoch_start
-            row = dict(epoch=epoch + 1, train_loss=tot_loss / max(tot_n, 1), train_acc=tot_correct / max(tot_n, 1),
+            row = dict(epoch=epoch + 1, train_loss=tot_loss / tot_n, train_acc=tot_correct / tot_n,
                        lr=optimizer.param_groups[0]["lr"], seconds=elapsed, samples_per_s=tot_n / max(elapsed, 1e-9))
             if val is not None:
                 ev = evaluate(model, val, device=device, amp=amp)
@@ -204,6 +228,15 @@ def fit(
     for cb in callbacks:
         cb.on_fit_end(state)
     return state.history
+
+
+def _check_labels(y: torch.Tensor, num_classes: int) -> None:
+    if y.dtype.is_floating_point or y.ndim != 1:
+        raise ValueError(f"labels must be a 1-d tensor of class indices, got {y.dtype} with shape {tuple(y.shape)}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+        raise ValueError(f"label {bad} is out of range for a model with {num_classes} outputs (expected "
+                         f"0..{num_classes - 1}); does the head match the task's number of classes?")
 
 
 def _make_schedule(optimizer, schedule, lr, steps):
@@ -283,6 +316,8 @@ def extract_features(model: nn.Module, data: Iterable, *, device=None, amp: bool
             labels.append(y.cpu())
     finally:
         model.train(was_training)
+    if not feats:
+        raise ValueError("extract_features() got no batches: the data is empty")
     return torch.cat(feats), torch.cat(labels)
 
 
@@ -293,14 +328,25 @@ def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, n
 
     Returns an ``nn.Sequential(standardise, linear)`` that maps features to logits.
     """
-    if train_features.ndim != 2 or len(train_features) != len(train_labels):
-        raise ValueError(f"expected features [N, D] and labels [N], got {tuple(train_features.shape)} and "
-                         f"{tuple(train_labels.shape)}")
+    if not isinstance(train_features, torch.Tensor) or train_features.ndim != 2 or \
+            len(train_features) != len(train_labels) or len(train_features) == 0:
+        raise ValueError(f"expected features [N, D] with N >= 1 and labels [N], got "
+                         f"{tuple(getattr(train_features, 'shape', ()))} and {tuple(getattr(train_labels, 'shape', ()))}")
+    num_classes = as_int("num_classes", num_classes, min=1)
+    epochs = as_int("epochs", epochs, min=1)
+    lr = as_float("lr", lr, min=0.0, min_open=True)
+    weight_decay = as_float("weight_decay", weight_decay, min=0.0)
+    seed = as_seed(seed)
     x = train_features.float()
+    if not torch.isfinite(x).all():
+        raise ValueError(f"the features contain {int((~torch.isfinite(x)).sum())} NaN or infinite values; a probe "
+                         f"on them would be NaN (did the model that made them diverge?)")
+    _check_labels(train_labels, num_classes)
     mean = x.mean(0) if standardize else torch.zeros(x.shape[1])
     std = x.std(0).clamp(min=1e-6) if standardize and len(x) > 1 else torch.ones(x.shape[1])
+    with seeded(seed):  # nn.Linear's default init draws numbers: never from the caller's stream
+        linear = nn.Linear(x.shape[1], num_classes)
     gen = torch.Generator().manual_seed(seed)
-    linear = nn.Linear(x.shape[1], num_classes)
     with torch.no_grad():
         bound = 1 / math.sqrt(x.shape[1])
         linear.weight.uniform_(-bound, bound, generator=gen)
