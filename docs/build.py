@@ -148,8 +148,9 @@ def layout_source(src: Path, notebooks: Path, smoke: bool) -> list[str]:
 def fingerprint() -> str:
     """What the executed outputs depend on besides the notebooks' code: the package source and the zoo."""
     h = hashlib.sha256()
-    for path in sorted((ROOT / "transferlab").glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
+    package = ROOT / "transferlab"
+    for path in sorted(package.rglob("*.py")):  # rglob: the sub-packages (transferlab/widgets/) count too
+        h.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
     home = Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab")).expanduser()
     manifest = home / "zoo" / "manifest.json"
     if manifest.exists():

@@ -10,11 +10,13 @@ import pytest
 
 import transferlab
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(transferlab.__path__, "transferlab."))
+# walk_packages: sub-packages (transferlab.widgets) and their modules too
+MODULES = sorted(m.name for m in pkgutil.walk_packages(transferlab.__path__, "transferlab."))
 
 
 def test_every_module_is_listed():
-    assert {"transferlab.selection", "transferlab.freeze", "transferlab.train"} <= set(MODULES)
+    assert {"transferlab.selection", "transferlab.freeze", "transferlab.train", "transferlab.widgets",
+            "transferlab.widgets.device_panel", "transferlab.widgets._hardware"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)
