@@ -87,7 +87,7 @@ def test_ledger_values_are_rounded_and_short():
 
 
 def test_load_claims_reads_what_the_ledger_writes(tmp_path, monkeypatch):
-    from transferlab.claims import Ledger, load_all
+    from transferlab.claims import Ledger, load_records
 
     monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path))
     a = Ledger("01_a", smoke=True)
@@ -96,7 +96,7 @@ def test_load_claims_reads_what_the_ledger_writes(tmp_path, monkeypatch):
     Ledger("02_b").record("c3", claim="three", measured="3", verdict="not at this scale", display=False)
     got = ext.load_claims(tmp_path)
     assert [r["id"] for r in got] == ["c1", "c2", "c3"]
-    assert got == load_all(tmp_path)  # the package's own reader agrees
+    assert got == load_records(tmp_path)  # the package's own reader
     assert ext.load_claims(tmp_path / "missing") == []
 
 

@@ -8,20 +8,25 @@ A lesson ends its experiments with lines such as::
                   value=ratio)
 
 Each call writes ``<results dir>/<notebook>.json`` atomically (``$TRANSFERLAB_RESULTS``, default
-``$TRANSFERLAB_HOME/results``) and shows one line in the notebook. The docs build turns the files into the
-ledger page, so no verdict there is typed by hand.
+``$TRANSFERLAB_HOME/results``) and shows one line in the notebook. The file is merged, not replaced: re-running one
+cell after a kernel restart updates that claim and keeps the others. The docs build turns the files into the
+ledger page (through :func:`load_records`, the one reader), so no verdict there is typed by hand.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 
-__all__ = ["VERDICTS", "DEFAULT_SETTING", "Ledger", "results_dir", "load_all"]
+from ._paths import atomic_write, home, keep_aside
+
+__all__ = ["VERDICTS", "DEFAULT_SETTING", "RECORD_KEYS", "Ledger", "results_dir", "read_ledger", "load_records"]
 
 VERDICTS = ("reproduced", "partly", "not at this scale", "contradicted")
 DEFAULT_SETTING = {"DATA": "world", "MODELS": "zoo"}  # the offline lessons, whose results the docs ledger shows
@@ -31,8 +36,6 @@ def results_dir() -> Path:
     env = os.environ.get("TRANSFERLAB_RESULTS")
     if env:
         return Path(env).expanduser()
-    from .zoo import home
-
     return home() / "results"
 
 
@@ -80,9 +83,9 @@ class Ledger:
         if not claim_id or not isinstance(claim_id, str):
             raise ValueError(f"claim_id must be a non-empty string, got {claim_id!r}")
         rec = dict(id=claim_id, notebook=self.notebook, claim=claim, measured=measured, verdict=verdict,
-                   value=value, source=source, smoke=self.smoke, setting=dict(self.setting),
+                   value=_finite_json(value), source=source, smoke=self.smoke, setting=dict(self.setting),
                    recorded=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        json.dumps(rec)  # fail here, not in the docs build, if value is not JSON-able
+        json.dumps(rec, allow_nan=False)  # fail here, not in the docs build, if value is not JSON-able
         self.records[claim_id] = rec
         self._write()
         if display:
@@ -90,11 +93,46 @@ class Ledger:
         return rec
 
     def _write(self):
-        from .zoo import _atomic_write
-
+        """Merge this ledger's records into the file: claims recorded by an earlier run of the same notebook (in the
+        same setting and mode) are kept; a file there that is not such a ledger is kept aside, never overwritten."""
+        path = self.path
+        merged: dict[str, dict] = {}
+        if path.exists():
+            try:
+                old = read_ledger(path)
+            except ValueError as err:
+                aside = keep_aside(path, "not-a-ledger")
+                warnings.warn(f"{err}; kept it as {aside} and started a new ledger there", stacklevel=3)
+            else:
+                if old.get("notebook") == self.notebook and bool(old.get("smoke")) == self.smoke:
+                    merged = {rec["id"]: rec for rec in old["claims"]}
+        merged.update(self.records)
         payload = json.dumps(dict(notebook=self.notebook, smoke=self.smoke, setting=self.setting,
-                                  claims=list(self.records.values())), indent=2)
-        _atomic_write(self.path, lambda tmp: Path(tmp).write_text(payload))
+                                  claims=list(merged.values())), indent=2, allow_nan=False)
+        atomic_write(path, payload)
+
+
+RECORD_KEYS = ("id", "notebook", "claim", "measured", "verdict")
+"""The keys every claim record has (the docs' ledger page needs them)."""
+
+
+def _finite_json(value):
+    """``value`` with NaN and infinities as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (valid JSON).
+
+    Examples
+    --------
+    >>> _finite_json({"a": float("nan"), "b": [1.0, float("-inf")]})
+    {'a': 'NaN', 'b': [1.0, '-Infinity']}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalars
+        return _finite_json(value.item())
+    return value
 
 
 def _slug(setting: dict) -> str:
@@ -120,10 +158,45 @@ def _show(rec: dict):
         print(text)
 
 
-def load_all(directory: Path | None = None) -> list[dict]:
-    """Every recorded claim under ``directory`` (default: ``results_dir()``), sorted by notebook."""
+def read_ledger(path: str | os.PathLike) -> dict:
+    """One ledger file, checked: ``ValueError`` naming the file when it is not valid JSON or not a ledger.
+
+    Examples
+    --------
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "x.json"; _ = p.write_text("{oops")
+    >>> read_ledger(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: .../x.json is not a claims ledger file (JSONDecodeError: ...)
+    """
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        claims = payload["claims"]
+        if not isinstance(claims, list):
+            raise TypeError(f"'claims' is a {type(claims).__name__}, not a list")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a claims ledger file ({type(err).__name__}: {err})") from err
+    for rec in claims:
+        missing = set(RECORD_KEYS) - set(rec) if isinstance(rec, dict) else set(RECORD_KEYS)
+        if missing:
+            ident = rec.get("id") if isinstance(rec, dict) else rec
+            raise ValueError(f"{path}: claim {ident!r} lacks {sorted(missing)}")
+    return payload
+
+
+def load_records(directory: str | os.PathLike | None = None) -> list[dict]:
+    """Every claim record in ``directory/*.json`` (default :func:`results_dir`), file by file in name order.
+
+    A file that is not a ledger raises ``ValueError`` naming it, rather than giving a partial ledger.
+
+    Examples
+    --------
+    >>> import tempfile; load_records(tempfile.mkdtemp())
+    []
+    """
     directory = Path(directory) if directory is not None else results_dir()
     out = []
     for path in sorted(directory.glob("*.json")):
-        out.extend(json.loads(path.read_text())["claims"])
+        out.extend(read_ledger(path)["claims"])
     return out

@@ -330,8 +330,8 @@ def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, n
     """
     if not isinstance(train_features, torch.Tensor) or train_features.ndim != 2 or \
             len(train_features) != len(train_labels) or len(train_features) == 0:
-        raise ValueError(f"expected features [N, D] with N >= 1 and labels [N], got "
-                         f"{tuple(getattr(train_features, 'shape', ()))} and {tuple(getattr(train_labels, 'shape', ()))}")
+        shapes = [tuple(getattr(t, "shape", ())) for t in (train_features, train_labels)]
+        raise ValueError(f"expected features [N, D] with N >= 1 and labels [N], got {shapes[0]} and {shapes[1]}")
     num_classes = as_int("num_classes", num_classes, min=1)
     epochs = as_int("epochs", epochs, min=1)
     lr = as_float("lr", lr, min=0.0, min_open=True)

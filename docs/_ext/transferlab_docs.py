@@ -195,7 +195,8 @@ class ClaimsDirective(SphinxDirective):
 def load_claims(results_dir: Path) -> list[dict]:
     """Every claim record in ``results_dir/*.json`` (the files ``transferlab.claims.Ledger`` writes), in order.
 
-    Raises ``ValueError`` naming the file when one is not a ledger file, rather than showing a partial ledger.
+    The package's own reader (``transferlab.claims.load_records``): a file that is not a ledger raises
+    ``ValueError`` naming it, rather than showing a partial ledger.
 
     Examples
     --------
@@ -203,19 +204,9 @@ def load_claims(results_dir: Path) -> list[dict]:
     >>> load_claims(pathlib.Path(tempfile.mkdtemp()))
     []
     """
-    out = []
-    for path in sorted(Path(results_dir).glob("*.json")):
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            claims = payload["claims"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{path} is not a claims ledger file ({type(err).__name__}: {err})") from err
-        for rec in claims:
-            missing = {"id", "notebook", "claim", "measured", "verdict"} - set(rec)
-            if missing:
-                raise ValueError(f"{path}: claim {rec.get('id')!r} lacks {sorted(missing)}")
-            out.append(rec)
-    return out
+    from transferlab.claims import load_records
+
+    return load_records(results_dir) if Path(results_dir).is_dir() else []
 
 
 def _table(header: list[str], rows: list[list[nodes.Node]], widths: list[int], classes=()) -> nodes.table:
