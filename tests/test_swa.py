@@ -115,8 +115,36 @@ def test_running_average_exercise_check():
     from transferlab.swa import check_running_average
 
     assert check_running_average(lambda w_swa, w, n: (w_swa * n + w) / (n + 1))
-    with pytest.raises(AssertionError, match="n_models"):
-        check_running_average(lambda w_swa, w, n: (w_swa + w) / 2)  # an exponential average, not the mean
+    wrong = check_running_average(lambda w_swa, w, n: (w_swa + w) / 2)  # an exponential average, not the mean
+    assert not wrong and "n_models" in wrong.message
+    broken = check_running_average(lambda w_swa, w, n: w_swa.reshape(2, -1))
+    assert not broken and "shape" in broken.message
+    assert not check_running_average(lambda w_swa, w, n: 1 / 0)  # the learner's exception is reported
+
+
+def test_bn_update_on_no_batches_is_an_error_and_keeps_the_statistics():
+    import torch
+    from torch.optim.swa_utils import AveragedModel
+
+    from transferlab.swa import bn_update
+
+    avg = AveragedModel(KitNet(10, widths=(8,)))
+    bn = avg.module.stem[1]
+    with torch.no_grad():
+        bn.running_mean.fill_(0.3)
+        bn.running_var.fill_(2.0)
+    with pytest.raises(ValueError, match="no batches"):
+        bn_update(avg, [])
+    assert torch.allclose(bn.running_mean, torch.full_like(bn.running_mean, 0.3))
+    assert torch.allclose(bn.running_var, torch.full_like(bn.running_var, 2.0))
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(budgets=()), "budgets is empty"),
+                                           (dict(budgets=(1.0,), anneal_epochs=0), "anneal_epochs"),
+                                           (dict(swa_start=float("nan")), "swa_start")])
+def test_train_swa_rejects_empty_or_bad_budgets(task, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train_swa(tiny(), task.loader("train", 20), budget=4, progress=False, **kwargs)
 
 
 def test_without_recompute_the_average_keeps_the_iterates_bn_statistics(task):

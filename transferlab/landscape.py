@@ -29,13 +29,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
-from .device import autocast, model_device, resolve_device
+from ._validate import as_choice, as_float, as_int, as_list, as_seed
+from .checks import CheckResult
+from .device import model_device, resolve_device, seeded
+from .train import evaluate
 
 __all__ = [
     "RAY_COLUMNS",
@@ -63,10 +65,6 @@ decay minimises, over every parameter).
 """
 
 
-def _params(model: nn.Module) -> list[torch.Tensor]:
-    return [p for p in model.parameters()]
-
-
 def flat_weights(model: nn.Module) -> torch.Tensor:
     """Every parameter of ``model`` as one flat vector (a copy; ``parameters_to_vector`` order).
 
@@ -75,7 +73,7 @@ def flat_weights(model: nn.Module) -> torch.Tensor:
     >>> flat_weights(nn.Linear(3, 2)).shape
     torch.Size([8])
     """
-    return parameters_to_vector(_params(model)).detach().clone()
+    return parameters_to_vector(list(model.parameters())).detach().clone()
 
 
 def random_directions(model: nn.Module, n: int, *, seed: int, normalization: str = "sphere",
@@ -99,13 +97,9 @@ def random_directions(model: nn.Module, n: int, *, seed: int, normalization: str
     >>> d.shape, torch.allclose(d.norm(dim=1), torch.ones(4))
     (torch.Size([4, 8]), True)
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if normalization not in ("sphere", "filter"):
-        raise ValueError(f"normalization must be 'sphere' or 'filter', got {normalization!r}")
-    params = _params(model)
+    n, seed = as_int("n", n, min=1), as_seed(seed)
+    normalization = as_choice("normalization", normalization, ("sphere", "filter"))
+    params = list(model.parameters())
     total = sum(p.numel() for p in params)
     gen = torch.Generator().manual_seed(seed)
     g = torch.randn(n, total, generator=gen, dtype=torch.float64)
@@ -140,6 +134,8 @@ def materialize(data: Iterable, *, device=None, max_samples: int | None = None,
     [4, 4, 2]
     """
     device = resolve_device(device)
+    max_samples = None if max_samples is None else as_int("max_samples", max_samples, min=1)
+    batch_size = None if batch_size is None else as_int("batch_size", batch_size, min=1)
     xs, ys, seen = [], [], 0
     for x, y in data:
         if max_samples is not None and seen >= max_samples:
@@ -170,16 +166,9 @@ def l2_term(model: nn.Module, weight_decay: float) -> float:
         return 0.5 * weight_decay * float(sum((p.double() ** 2).sum() for p in model.parameters()))
 
 
-@torch.no_grad()
 def _ce_error(model, batches, device, amp):
-    loss, wrong, n = 0.0, 0, 0
-    for x, y in batches:
-        with autocast(device, amp):
-            out = model(x).float()
-        loss += F.cross_entropy(out, y, reduction="sum").item()
-        wrong += (out.argmax(1) != y).sum().item()
-        n += len(y)
-    return loss / n, wrong / n
+    ev = evaluate(model, batches, device=device, amp=amp)  # the kit's one evaluation loop (eval mode)
+    return ev["loss"], 1.0 - ev["acc"]
 
 
 def evaluate_point(model: nn.Module, *, train, test, bn=None, weight_decay: float = 5e-4, device=None,
@@ -216,7 +205,7 @@ def _check_model(model):
 def _walk(model, w0, directions, ts, *, solution, ray_ids, train, test, bn, weight_decay, device, amp, progress,
           signed):
     """Evaluate at ``w0 + t * d`` for each direction row and t; restores weights, buffers and mode exactly."""
-    params = _params(model)
+    params = list(model.parameters())
     saved_w = [p.detach().clone() for p in params]
     saved_b = {k: v.detach().clone() for k, v in model.named_buffers()}
     was_training = model.training
@@ -249,6 +238,7 @@ def _walk(model, w0, directions, ts, *, solution, ray_ids, train, test, bn, weig
 
 def _prepare(model, train, test, bn, device, eval_batch):
     device = model_device(model, device)
+    eval_batch = as_int("eval_batch", eval_batch, min=1)
     train_b = materialize(train, device=device, batch_size=eval_batch)
     test_b = materialize(test, device=device, batch_size=eval_batch)
     bn_b = None if bn is None else materialize(bn, device=device)
@@ -256,7 +246,7 @@ def _prepare(model, train, test, bn, device, eval_batch):
 
 
 def _has_bn(model):
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())  # lead: freeze.is_batchnorm
 
 
 def evaluate_rays(model: nn.Module, directions: torch.Tensor, distances: Sequence[float], *, train: Iterable,
@@ -297,7 +287,9 @@ def evaluate_rays(model: nn.Module, directions: torch.Tensor, distances: Sequenc
         shape = tuple(directions.shape) if isinstance(directions, torch.Tensor) else type(directions).__name__
         raise ValueError(f"directions must be a tensor [n_rays, {len(w0)}] (one row per ray over all "
                          f"{len(w0)} parameters), got {shape}")
-    ts = [float(t) for t in distances]
+    if not torch.isfinite(directions).all():
+        raise ValueError("directions contain NaN or infinite entries; draw them with random_directions()")
+    ts = _distances("distances", distances)
     if not ts:
         raise ValueError("distances is empty; expected a sequence of t values such as numpy.linspace(0, 40, 25)")
     if bn is None and _has_bn(model):
@@ -335,9 +327,7 @@ def evaluate_line(model_a: nn.Module, model_b: nn.Module, ts: Sequence[float], *
     wa, wb = flat_weights(model_a), flat_weights(model_b).to(flat_weights(model_a).device)
     if wa.shape != wb.shape:
         raise ValueError(f"the two models have different parameter counts: {len(wa)} and {len(wb)}")
-    ts = [float(t) for t in ts]
-    if not ts:
-        raise ValueError("ts is empty; expected a sequence such as numpy.linspace(-0.5, 1.5, 21)")
+    ts = _distances("ts", ts)
     if bn is None and _has_bn(model_a):
         raise ValueError("the models have BatchNorm layers: pass bn=<training batches> (or bn=False)")
     bn = None if bn is False else bn
@@ -345,6 +335,15 @@ def evaluate_line(model_a: nn.Module, model_b: nn.Module, ts: Sequence[float], *
     wa, wb = wa.to(device), wb.to(device)
     return _walk(model_a, wa, (wb - wa)[None], ts, solution=solution, ray_ids=[-1], train=train_b, test=test_b,
                  bn=bn_b, weight_decay=weight_decay, device=device, amp=amp, progress=progress, signed=True)
+
+
+def _distances(name: str, values) -> list[float]:
+    """Finite step sizes ``t``, or a ValueError saying what a good value looks like."""
+    try:
+        out = [as_float(f"{name}[{i}]", t) for i, t in enumerate(as_list(name, values))]
+    except ValueError as err:
+        raise ValueError(f"{err}; expected finite steps such as numpy.linspace(0, 40, 25)") from None
+    return out
 
 
 def ray_width(frame, *, metric: str = "test_error", rise: float | None = 0.1, threshold: float | None = None):
@@ -368,6 +367,11 @@ def ray_width(frame, *, metric: str = "test_error", rise: float | None = 0.1, th
     if (rise is None) == (threshold is None):
         raise ValueError(f"give exactly one of rise= (relative to the solution) or threshold= (absolute); got "
                          f"rise={rise!r}, threshold={threshold!r}")
+    if rise is not None:  # a rise <= 0 puts the threshold at or below the solution itself: every width 0
+        rise = as_float("rise (how far the metric must climb above the solution's own)", rise, min=0.0,
+                        min_open=True)
+    else:
+        threshold = as_float("threshold", threshold)
     if metric not in frame.columns:
         raise KeyError(f"metric {metric!r} is not a column; columns: {list(frame.columns)}")
     import pandas as pd
@@ -419,36 +423,45 @@ def width_summary(widths) -> dict:
     return out
 
 
-def check_sphere_direction(fn) -> bool:
+def check_sphere_direction(fn) -> CheckResult:
     """Exercise check: does ``fn(n_params, seed)`` draw a direction uniformly on the unit sphere?
 
     ``fn`` returns a 1-D tensor of ``n_params`` entries. Checked: unit norm, same seed -> same direction,
     other seed -> other direction, and uniformity (in 2 dimensions over 4000 seeds, half the directions lie
     within 22.5 degrees of an axis; a direction drawn uniformly *in the square* and normalised gives 0.41).
+    Returns a :class:`~transferlab.checks.CheckResult` that says what is wrong, if anything.
 
     Examples
     --------
     >>> def mine(n, seed):
     ...     g = torch.randn(n, generator=torch.Generator().manual_seed(seed))
     ...     return g / g.norm()
-    >>> check_sphere_direction(mine)
+    >>> bool(check_sphere_direction(mine))
     True
     """
-    d = torch.as_tensor(fn(100, 0)).double()
+    q = "random direction on the sphere"
+    try:
+        with seeded(0):  # a learner's fn may draw from the global stream: never the caller's
+            d = torch.as_tensor(fn(100, 0)).double()
+            same = torch.as_tensor(fn(100, 0)).double()
+            other = torch.as_tensor(fn(100, 1)).double()
+            many = torch.stack([torch.as_tensor(fn(2, s)).double() for s in range(4000)]) if d.shape == (100,) else None
+    except Exception as err:  # noqa: BLE001 - the learner's code: report it, do not crash the check
+        return CheckResult(False, f"{q}: your function raised {type(err).__name__}: {err}")
     if d.shape != (100,):
-        raise AssertionError(f"expected a vector of 100 entries, got shape {tuple(d.shape)}")
+        return CheckResult(False, f"{q}: expected a vector of 100 entries, got shape {tuple(d.shape)}")
     if abs(float(d.norm()) - 1) > 1e-4:
-        raise AssertionError(f"the direction has norm {float(d.norm()):.4f}; it must lie on the unit sphere")
-    if not torch.allclose(d, torch.as_tensor(fn(100, 0)).double()):
-        raise AssertionError("the same seed gave two different directions: draw from a seeded torch.Generator")
-    if torch.allclose(d, torch.as_tensor(fn(100, 1)).double()):
-        raise AssertionError("seeds 0 and 1 gave the same direction")
-    many = torch.stack([torch.as_tensor(fn(2, s)).double() for s in range(4000)])
+        return CheckResult(False, f"{q}: the direction has norm {float(d.norm()):.4f}; it must lie on the unit sphere")
+    if not torch.allclose(d, same):
+        return CheckResult(False, f"{q}: the same seed gave two different directions: draw from a seeded "
+                                  f"torch.Generator")
+    if torch.allclose(d, other):
+        return CheckResult(False, f"{q}: seeds 0 and 1 gave the same direction")
     angle = torch.atan2(many[:, 1], many[:, 0]) % (math.pi / 2)  # fold the circle onto one quadrant
     near_axis = float(((angle < math.pi / 8) | (angle > 3 * math.pi / 8)).double().mean())
     if many.mean(0).abs().max() > 0.05 or abs(near_axis - 0.5) > 0.04:
-        raise AssertionError(f"not uniform on the circle (n=2, 4000 seeds): {near_axis:.3f} of the directions lie "
-                             f"within 22.5 degrees of an axis, expected 0.5; coordinate means "
-                             f"{many.mean(0).numpy().round(3)}. A normalised Gaussian is uniform on the sphere; a "
-                             f"normalised uniform-in-the-cube draw crowds the diagonals")
-    return True
+        return CheckResult(False, f"{q}: not uniform on the circle (n=2, 4000 seeds): {near_axis:.3f} of the "
+                                  f"directions lie within 22.5 degrees of an axis, expected 0.5; coordinate means "
+                                  f"{many.mean(0).numpy().round(3)}. A normalised Gaussian is uniform on the "
+                                  f"sphere; a normalised uniform-in-the-cube draw crowds the diagonals")
+    return CheckResult(True, f"{q}: right: unit norm, seeded, and uniform on the circle")

@@ -28,7 +28,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from .device import model_device, resolve_device
+from ._validate import as_float, as_int, as_list
+from .checks import CheckResult
+from .device import model_device, resolve_device, seeded
 from .train import Callback, History, TrainState, fit
 
 __all__ = ["sgd_lr_factor", "swa_epochs", "train_sgd", "train_swa", "bn_update", "averaged_module",
@@ -45,8 +47,8 @@ def sgd_lr_factor(progress: float, final_ratio: float = 0.01) -> float:
     >>> [round(sgd_lr_factor(p), 3) for p in (0.0, 0.5, 0.7, 0.9, 1.2)]
     [1.0, 1.0, 0.505, 0.01, 0.01]
     """
-    if not 0 < final_ratio <= 1:
-        raise ValueError(f"final_ratio must be in (0, 1], got {final_ratio!r}")
+    final_ratio = as_float("final_ratio", final_ratio, min=0.0, max=1.0, min_open=True)
+    progress = as_float("progress", progress)
     if progress <= 0.5:
         return 1.0
     if progress <= 0.9:
@@ -69,10 +71,10 @@ def swa_epochs(budget: int, budgets: Sequence[float] = (1.0, 1.25, 1.5), swa_sta
     >>> swa_epochs(8)
     {'start': 6, 'ends': {1.0: 8, 1.25: 10, 1.5: 12}}
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 2:
-        raise ValueError(f"budget must be an integer number of epochs >= 2, got {budget!r}")
-    if not 0 < swa_start < 1:
-        raise ValueError(f"swa_start must be a fraction of the budget in (0, 1), got {swa_start!r}")
+    budget = as_int("budget (epochs)", budget, min=2)
+    swa_start = as_float("swa_start (a fraction of the budget)", swa_start, min=0.0, max=1.0, min_open=True,
+                         max_open=True)
+    budgets = [as_float("budget factor", f) for f in as_list("budgets", budgets)]  # empty: a clear error
     start = round(swa_start * budget)
     if not 1 <= start < budget:
         raise ValueError(f"swa_start={swa_start} of budget={budget} gives SWA start epoch {start}; "
@@ -148,7 +150,22 @@ def bn_update(swa_model: nn.Module, data: Iterable, *, device=None) -> nn.Module
     2
     """
     device = model_device(swa_model, device)
-    update_bn(data, swa_model, device=device)
+    bns = [m for m in swa_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.detach().clone() for k, v in m.named_buffers()} for m in bns]
+    seen = [0]
+
+    def counted():
+        for batch in data:
+            seen[0] += 1
+            yield batch
+
+    update_bn(counted(), swa_model, device=device)
+    if bns and seen[0] == 0:  # update_bn reset the statistics and saw nothing: mean 0, var 1 would be a lie
+        for m, state in zip(bns, saved, strict=True):
+            for k, v in state.items():
+                getattr(m, k).copy_(v)
+        raise ValueError("bn_update() got no batches: the BatchNorm statistics cannot be recomputed from nothing "
+                         "(they were left as they were); pass the training loader")
     return swa_model
 
 
@@ -221,8 +238,8 @@ def train_swa(model: nn.Module, train: Iterable, *, budget: int, lr: float = 0.0
     ([1.0, 1.25, 1.5], [1, 2, 3])
     """
     plan = swa_epochs(budget, budgets, swa_start)
-    if not swa_lr > 0:
-        raise ValueError(f"swa_lr must be > 0, got {swa_lr!r}")
+    swa_lr = as_float("swa_lr", swa_lr, min=0.0, min_open=True)
+    anneal_epochs = as_int("anneal_epochs", anneal_epochs, min=1)
     device = resolve_device(device)
     model.to(device)
     opt = _sgd(model, lr, momentum, weight_decay)
@@ -237,32 +254,40 @@ def train_swa(model: nn.Module, train: Iterable, *, budget: int, lr: float = 0.0
     return dict(sorted(cb.results.items())), hist
 
 
-def check_running_average(fn) -> bool:
+def check_running_average(fn) -> CheckResult:
     """Exercise check: does ``fn(w_swa, w, n_models)`` compute the SWA running average?
 
     ``fn`` gets the current average, the new weights and the number of models averaged so far, and returns
     the new average. It is compared with :class:`~torch.optim.swa_utils.AveragedModel` over 5 random
-    snapshots. Returns True, or raises ``AssertionError`` saying where it went wrong.
+    snapshots. Returns a :class:`~transferlab.checks.CheckResult` that says where it went wrong, if it did.
 
     Examples
     --------
-    >>> check_running_average(lambda w_swa, w, n: (w_swa * n + w) / (n + 1))
+    >>> bool(check_running_average(lambda w_swa, w, n: (w_swa * n + w) / (n + 1)))
     True
     """
+    question = "SWA running average"
     gen = torch.Generator().manual_seed(0)
-    net = nn.Linear(4, 3)
-    ref = AveragedModel(net)
-    avg = None
-    for n in range(5):
-        with torch.no_grad():
-            for p in net.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen))
-        ref.update_parameters(net)
-        w = torch.nn.utils.parameters_to_vector(net.parameters()).detach().clone()
-        avg = w.clone() if avg is None else torch.as_tensor(fn(avg, w, n))
-        expect = torch.nn.utils.parameters_to_vector(ref.module.parameters()).detach()
-        if avg.shape != expect.shape or not torch.allclose(avg, expect, atol=1e-5):
-            raise AssertionError(f"after {n + 1} snapshots your average differs from AveragedModel's by "
-                                 f"{(avg - expect).abs().max().item() if avg.shape == expect.shape else 'shape'}; "
-                                 f"remember that n_models counts the models already in the average")
-    return True
+    with seeded(0):  # nn.Linear's init and the learner's fn draw from a private stream
+        net = nn.Linear(4, 3)
+        ref = AveragedModel(net)
+        avg = None
+        for n in range(5):
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.copy_(torch.randn(p.shape, generator=gen))
+            ref.update_parameters(net)
+            w = torch.nn.utils.parameters_to_vector(net.parameters()).detach().clone()
+            try:
+                avg = w.clone() if avg is None else torch.as_tensor(fn(avg, w, n)).float()
+            except Exception as err:  # noqa: BLE001 - the learner's code: report, do not crash the check
+                return CheckResult(False, f"{question}: your function raised {type(err).__name__}: {err}")
+            expect = torch.nn.utils.parameters_to_vector(ref.module.parameters()).detach()
+            if avg.shape != expect.shape:
+                return CheckResult(False, f"{question}: after {n + 1} snapshots your average has shape "
+                                          f"{tuple(avg.shape)}, expected {tuple(expect.shape)}")
+            if not torch.allclose(avg, expect, atol=1e-5):
+                return CheckResult(False, f"{question}: after {n + 1} snapshots your average differs from "
+                                          f"AveragedModel's by {(avg - expect).abs().max().item():.3g}; remember that "
+                                          f"n_models counts the models already in the average")
+    return CheckResult(True, f"{question}: right, it matches AveragedModel over 5 snapshots")
