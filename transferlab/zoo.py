@@ -38,7 +38,7 @@ from .device import resolve_device, seeded
 from .kitnet import ARCHITECTURES, KitNet
 
 __all__ = ["ZooEntry", "ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest",
-           "sha256", "is_built"]
+           "sha256", "is_built", "names"]
 
 
 class ZooEntry:
@@ -360,3 +360,23 @@ def status() -> list[dict]:
                          source_test_acc=entry.get("source_test_acc"), description=spec.description))
     return rows
 
+
+
+# The text recipes (kind "text", lesson 06) register themselves here; their module imports no NLP library until a
+# text model is built or loaded, so this costs the image lessons nothing.
+from .text_zoo import register as _register_text  # noqa: E402
+
+_register_text(ZOO)
+
+
+def names(kind: str | None = None) -> list[str]:
+    """The zoo's model names, all of them or those of one ``kind`` ("image", "text").
+
+    Examples
+    --------
+    >>> "kitnet_m-src" in names("image") and "kitnet_m-src" not in names("text")
+    True
+    """
+    if kind is not None and kind not in {s.kind for s in ZOO.values()}:
+        raise ValueError(f"unknown zoo kind {kind!r}; expected one of {sorted({s.kind for s in ZOO.values()})}")
+    return [n for n, s in ZOO.items() if kind is None or s.kind == kind]
