@@ -13,10 +13,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def write_results(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically, with the machine it was measured on."""
-    from transferlab.zoo import _atomic_write
+    from transferlab._paths import atomic_write
 
     payload = dict(payload, benchmark=name, measured=time.strftime("%Y-%m-%dT%H:%M:%S"), env=env_report())
     path = RESULTS / f"{name}.json"
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2)))
+    atomic_write(path, json.dumps(payload, indent=2))
     print(f"wrote {path}")
     return path

@@ -67,7 +67,9 @@ def _trained(kind: str, texts: tuple, vocab_size: int) -> str:
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, initial_alphabet=list(LETTERS),
                                       show_progress=False)
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(list(texts), trainer)
+    # every letter also as a continuation ("##q"): one line of all letter pairs, so no word becomes [UNK]
+    alphabet = [" ".join(a + b for a in LETTERS for b in LETTERS)] if kind == "wordpiece" else []
+    tok.train_from_iterator(list(texts) + alphabet, trainer)
     if kind == "wordpiece":
         cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(

@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""How long do the zoo's text models take to build? Target: at most ~2 minutes added to `make zoo` on 2 cores.
+
+Builds every text entry of the zoo (``zoo.names("text")``) from nothing, in a temporary kit home, and reports
+each model's build time and what its pretraining reached. Checkpoint entries share their run with the final
+model, so building them all in one process costs one pretraining run per architecture.
+
+    python benchmarks/bench_text_zoo.py [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="bench-text-zoo-")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transferlab import zoo
+
+    rows, t_all = {}, time.perf_counter()
+    for name in zoo.names("text"):
+        t0 = time.perf_counter()
+        zoo.build(name, progress=False)
+        rec = zoo.manifest()[name]
+        rows[name] = dict(seconds=round(time.perf_counter() - t0, 1), pretrain_steps=rec.get("pretrain_steps"),
+                          source_test_acc=rec.get("source_test_acc"), bytes=rec["bytes"])
+        print(f"{name:<22} {rows[name]['seconds']:6.1f} s  steps {rec.get('pretrain_steps')}  "
+              f"held-out acc {rec.get('source_test_acc')}")
+    total = round(time.perf_counter() - t_all, 1)
+    ok = total <= 150
+    print(f"all text models: {total} s (target: about 2 minutes on 2 cores: {'met' if ok else 'NOT met'})")
+    write_results("text_zoo", dict(threads=args.threads, models=rows, total_seconds=total, target_met=ok))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
