@@ -141,7 +141,7 @@ def test_head_first_starts_the_joint_phase_from_the_probe():
 
     class EvalAtStart(Callback):
         def on_fit_start(self, state):
-            task = X._task(3, 1.0, 0, TINY.n_test_per_class, TINY.image_size)
+            task = X.target_task(3, 1.0, 0, config=TINY)
             self.acc = evaluate(state.model, task.loader("test", 100))["acc"]
 
     at_start = EvalAtStart()
@@ -189,7 +189,8 @@ def test_grid_is_tidy_and_cache_is_reused(tmp_path):
     assert again["cached"].all()
     pd.testing.assert_series_equal(again["acc"], df["acc"])
     assert json.loads(path.read_text())["format"] == X.ResultCache.FORMAT
-    assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]  # no temporary files left behind
+    # no temporary files left behind: the cache and its lock file (which stays: removing it would race)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.json.lock", "cache.json"]
     other = X.run_grid([2], [1.0], [("probe", 4)], seeds=[0], config=X.RunConfig(**{**TINY.__dict__,
                                                                                        "probe_epochs": 5}),
                        cache=reread, progress=False)
@@ -199,9 +200,11 @@ def test_grid_is_tidy_and_cache_is_reused(tmp_path):
 def test_cache_never_overwrites_a_foreign_file(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text('{"my": "data"}')
-    with pytest.raises(ValueError, match="not a transferlab result cache"):
+    with pytest.warns(UserWarning, match="not a transferlab result cache") as caught:
         X.ResultCache(path)
-    assert path.read_text() == '{"my": "data"}'
+    (aside,) = tmp_path.glob("mine.json.not-a-cache-*")
+    assert aside.read_text() == '{"my": "data"}'  # the foreign data is kept, byte for byte
+    assert str(path) in str(caught[0].message) and str(aside) in str(caught[0].message)
     with pytest.raises(KeyError, match="lacks 'seed'"):
         X.ResultCache(None).put(dict(config="x", n_per_class=1, similarity=1.0, strategy="probe", k=4))
 
@@ -271,8 +274,9 @@ def test_real_targets_run_on_an_image_folder_at_the_models_config(tmp_path, monk
     again = X.run_grid([4], [target], ["probe", ("freeze", 0)], seeds=[0], config=cfg, cache=X.ResultCache(
         tmp_path / "cache.json"), progress=False)
     assert again["cached"].all() and again["acc"].tolist() == df["acc"].tolist()
-    task = X._task(4, target, 0, 2, 32, X._model_cfg(TIMM_NAME))
+    task = X.target_task(4, target, 0, config=cfg)  # cfg: 2 test images per class, image_size 32 (the world's)
     assert task.num_classes == 3 and task.image_size == 160  # the model's input size, not the world's 32 px
+    assert X.data_config(TIMM_NAME)["input_size"][-1] == 160
     with pytest.raises(ValueError, match="real dataset"):
         X.run_one(4, "imagenet", "probe", config=cfg)
     with pytest.raises(ValueError, match="as a number"):
