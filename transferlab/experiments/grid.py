@@ -28,8 +28,8 @@ from .targets import as_target, sim_label
 __all__ = ["run_grid", "make_recompute", "summarize", "best_by_cell"]
 
 
-def _cached_run(n_per_class, similarity, strategy, k, seed, *, config: RunConfig, fingerprint: str,
-                cache: ResultCache | None, device) -> dict:
+def _cached_run(n_per_class: int, similarity: float | str, strategy: str, k: int | None, seed: int, *,
+                config: RunConfig, fingerprint: str, cache: ResultCache | None, device) -> dict:
     """The cached row of a run (``cached=True``), or a new one from :func:`run_one`, stored (``cached=False``)."""
     key = run_key(n_per_class, similarity, strategy, k, seed, config=config)
     row = cache.get(fingerprint, *key) if cache is not None else None
