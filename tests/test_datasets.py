@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from transferlab import _catalogue, _download, _images
 from transferlab import datasets as ds
 from transferlab.world import ImageTask, target_task
 
@@ -42,9 +43,9 @@ def home(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    ds._DECODED.clear()
+    ds.clear_caches()
     yield tmp_path / "home"
-    ds._DECODED.clear()
+    ds.clear_caches()
 
 
 class _Server:
@@ -247,14 +248,14 @@ def test_archives_cannot_write_outside_their_folder(tmp_path):
     with zipfile.ZipFile(zpath, "w") as zf:
         zf.writestr("../../escaped.txt", "x")
     with pytest.raises(ValueError, match="outside"):
-        ds._extract(zpath, folder)
+        _download.extract(zpath, folder)
     tpath = folder / "evil.tar"
     with tarfile.open(tpath, "w") as tf:
         info = tarfile.TarInfo("../escaped.txt")
         info.size = 1
         tf.addfile(info, io.BytesIO(b"x"))
     with pytest.raises(ValueError, match="not a readable archive"):
-        ds._extract(tpath, folder)
+        _download.extract(tpath, folder)
     assert not list(tmp_path.rglob("escaped.txt"))
     assert not list(folder.glob(".extract-*"))  # temporary folders cleaned up
 
@@ -427,8 +428,8 @@ def test_image_folder_loads_with_a_fixed_split_and_seeded_subsets(tmp_path):
 def test_decoded_images_are_reused_refreshed_when_changed_and_bounded(tmp_path, monkeypatch):
     _image_folder(tmp_path / "d", n_classes=2, n_per_class=5)
     calls = []
-    real_decode = ds._decode
-    monkeypatch.setattr(ds, "_decode", lambda path, size: calls.append(path) or real_decode(path, size))
+    real_decode = _images.decode_image
+    monkeypatch.setattr(_images, "decode_image", lambda path, size: calls.append(path) or real_decode(path, size))
     first = ds.load_task(f"folder:{tmp_path / 'd'}", 2, size=8, progress=False)
     n = len(calls)
     assert n == len(first.y_train) + len(first.y_test)
@@ -441,7 +442,7 @@ def test_decoded_images_are_reused_refreshed_when_changed_and_bounded(tmp_path, 
     assert changed in calls[n:]  # a file that changed on disk is decoded again
     monkeypatch.setenv("TRANSFERLAB_DECODE_CACHE_MB", str(3 * 8 * 8 * 3 / 2**20))  # room for 3 images
     ds.load_task(f"folder:{tmp_path / 'd'}", 4, size=8, progress=False)
-    assert len(ds._DECODED.items) == 3 and ds._DECODED.bytes == 3 * 3 * 8 * 8
+    assert len(_images.DECODED_CACHE.items) == 3 and _images.DECODED_CACHE.bytes == 3 * 3 * 8 * 8
 
 
 def test_image_folder_with_train_and_test_subfolders(tmp_path):
@@ -469,7 +470,7 @@ def test_eurosat_zip_is_extracted_and_read_as_an_image_folder(server, monkeypatc
                 zf.writestr(f"2750/{cls}/{cls}_{i}.jpg", png.getvalue())  # a PNG named .jpg: decoded by content
     blob = buf.getvalue()
     server.files["EuroSAT.zip"] = blob
-    monkeypatch.setattr(ds, "_EUROSAT", ds.Resource(f"{server.url}/EuroSAT.zip", "EuroSAT.zip", md5=_md5(blob)))
+    monkeypatch.setattr(_catalogue, "EUROSAT", ds.Resource(f"{server.url}/EuroSAT.zip", "EuroSAT.zip", md5=_md5(blob)))
     task = ds.load_task("eurosat", 2, size=16, progress=False)
     assert task.classes == ("Forest", "River") and len(task.y_train) == 4 and len(task.y_test) == 2
     assert task.info["similarity_prior"] == ds.DATASETS["eurosat"].similarity
@@ -491,7 +492,7 @@ def test_pets_catalogue_agrees_with_torchvision(tmp_path):
         (root / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
     for split in ("trainval", "test"):
         ref = OxfordIIITPet(str(tmp_path), split=split, download=False)
-        cat = ds._pets_catalogue(root)
+        cat = _catalogue.pets_catalogue(root)
         assert cat.classes == tuple(ref.classes)
         mine = (cat.train_y, cat.train_images) if split == "trainval" else (cat.test_y, cat.test_images)
         assert mine[0].tolist() == ref._labels
