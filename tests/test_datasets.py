@@ -253,6 +253,17 @@ def test_a_symlink_at_the_lock_path_never_empties_its_target(server, tmp_path):
     assert not (ds.data_dir() / "blob.bin").exists()
 
 
+def test_concurrent_downloads_of_one_file_both_get_it_whole(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server.files["blob.bin"] = BLOB
+    get = lambda _: ds.download(f"{server.url}/blob.bin", "blob.bin", sha256=_sha(BLOB), progress=False)
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(get, range(4)))
+    assert paths == [ds.data_dir() / "blob.bin"] * 4 and paths[0].read_bytes() == BLOB
+    assert sorted(p.name for p in ds.data_dir().iterdir()) == [".blob.bin.lock", "blob.bin"]  # no part, no .bad
+
+
 def test_offline_download_and_fetch_fail_fast_and_create_nothing(closed_port_url, monkeypatch, home):
     import time
 
