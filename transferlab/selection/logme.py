@@ -30,23 +30,16 @@ zero eigenvalues of ``F^T F`` still count in ``log|A| = sum_i log(alpha + beta s
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+
+from .inputs import as_features, as_labels, as_real_targets
 
 __all__ = [
     "LogMEResult",
     "logme",
     "logme_fit",
-    "logme_naive",
-    "leep",
-    "nce",
-    "hscore",
-    "rank_models",
-    "check_evidence",
 ]
 
 # Convergence of the fixed point: a class (target) has converged when neither its alpha nor its beta changes
@@ -64,74 +57,6 @@ MAX_ITER = 50
 # alpha and beta are kept within exp(+-BOUND) of their scale-aware starting values (lambda = alpha / beta
 # within exp(+-2 BOUND)); at a boundary optimum the evidence then reaches its limit to ~exp(-BOUND) relative.
 BOUND = 35.0
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Input checks (the public boundary)
-def _to_tensor(x, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.detach()
-    if isinstance(x, (np.ndarray, list, tuple)):
-        arr = np.asarray(x)
-        if arr.dtype == object:
-            raise ValueError(f"{name} must be numeric, got an array of Python objects")
-        return torch.from_numpy(np.ascontiguousarray(arr))
-    raise ValueError(f"{name} must be a torch.Tensor or a NumPy array, got {type(x).__name__}")
-
-
-def _work_device(t: torch.Tensor, device) -> torch.device:
-    dev = t.device if device is None else torch.device(device)
-    return torch.device("cpu") if dev.type == "mps" else dev  # MPS has no float64: compute on the CPU
-
-
-def _check_features(features, device=None) -> torch.Tensor:
-    f = _to_tensor(features, "features")
-    if f.ndim != 2:
-        raise ValueError(f"features must be 2-D [N, D], got shape {tuple(f.shape)}")
-    if not (f.dtype.is_floating_point or f.dtype in (torch.int8, torch.int16, torch.int32, torch.int64,
-                                                      torch.uint8)):
-        raise ValueError(f"features must be real numbers, got dtype {f.dtype}")
-    if f.shape[0] < 2:
-        raise ValueError(f"need at least N = 2 samples, got features of shape {tuple(f.shape)}")
-    if f.shape[1] < 1:
-        raise ValueError(f"features need at least one dimension, got shape {tuple(f.shape)}")
-    f = f.to(_work_device(f, device), torch.float64)
-    if not torch.isfinite(f).all():
-        bad = (~torch.isfinite(f)).nonzero()[0].tolist()
-        raise ValueError(f"features contain NaN or inf (first at row {bad[0]}, column {bad[1]}: "
-                         f"{f[bad[0], bad[1]].item()}); expected finite numbers")
-    return f
-
-
-def _check_labels(targets, n: int, name: str = "targets", min_classes: int = 2) -> tuple[torch.Tensor, int]:
-    """Integer labels [N] -> (indices 0..K-1 into the sorted classes that occur, K)."""
-    y = _to_tensor(targets, name)
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D integer class labels [N], got shape {tuple(y.shape)}")
-    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-        raise ValueError(f"{name} must be integer class labels, got dtype {y.dtype}; cast class ids with "
-                         f".long() / .astype(int), or pass regression=True for real-valued targets")
-    if len(y) != n:
-        raise ValueError(f"features and {name} disagree on N: {n} feature rows but {len(y)} labels")
-    classes, inverse = torch.unique(y.cpu().long(), return_inverse=True)
-    if len(classes) < min_classes:
-        raise ValueError(f"{name} must contain at least {min_classes} distinct classes, got "
-                         f"{classes.tolist()}")
-    return inverse, len(classes)
-
-
-def _check_real_targets(targets, n: int) -> torch.Tensor:
-    y = _to_tensor(targets, "targets")
-    if y.ndim not in (1, 2):
-        raise ValueError(f"regression targets must be [N] or [N, T], got shape {tuple(y.shape)}")
-    if y.dtype == torch.bool or y.dtype.is_complex:
-        raise ValueError(f"regression targets must be real numbers, got dtype {y.dtype}")
-    if y.shape[0] != n:
-        raise ValueError(f"features and targets disagree on N: {n} feature rows but {y.shape[0]} targets")
-    y = y.to(torch.float64)
-    if not torch.isfinite(y).all():
-        raise ValueError("regression targets contain NaN or inf; expected finite numbers")
-    return y.reshape(n, -1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -313,15 +238,15 @@ def logme_fit(features, targets, *, regression: bool = False, device=None, rtol:
     """
     if not rtol > 0 or isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"need rtol > 0 and an integer max_iter >= 1, got rtol={rtol!r}, max_iter={max_iter!r}")
-    f = _check_features(features, device)
+    f = as_features(features, device)
     n, d = f.shape
     if regression:
-        y = _check_real_targets(targets, n).to(f.device)
+        y = as_real_targets(targets, n).to(f.device)
         if bool(((y * y).sum(0) == 0).any()):
             raise ValueError("a regression target is identically zero; its evidence is unbounded (beta -> inf)")
         s, p, yy, primal = _spectral(f, None, y)
     else:
-        inverse, k = _check_labels(targets, n)
+        inverse, k = as_labels(targets, n)
         s, p, yy, primal = _spectral(f, (inverse.to(f.device), k), None)
     p2 = p * p
     # Scale-aware start: beta0 = N / |y|^2 (the noise-only fit), alpha0 = beta0 * mean eigenvalue of F^T F.
@@ -397,226 +322,3 @@ def logme(features, targets, *, regression: bool = False, device=None) -> float:
     True
     """
     return logme_fit(features, targets, regression=regression, device=device).score
-
-
-# ----------------------------------------------------------------------------------------------------------
-# LogME, naive (for the speed lesson)
-def logme_naive(features, targets, *, regression: bool = False, device=None, rtol: float = RTOL,
-                max_iter: int = 200) -> float:
-    """LogME the slow way: one class at a time, a ``D x D`` matrix inverted at every fixed-point step.
-
-    The same fixed point and stopping rule as :func:`logme`, written as the textbook states it::
-
-        A = alpha I + beta F^T F;  m = beta A^-1 F^T y;  gamma = beta tr(A^-1 F^T F)
-
-    so it costs O(D^3) per iteration and class instead of one decomposition in all. Where the fixed point
-    converges (informative features) it agrees with :func:`logme` to rounding, in both regimes N > D and
-    N <= D, which makes it a check as well as a lesson; where it does not within ``max_iter`` steps it warns
-    and returns the last iterate's evidence.
-
-    Examples
-    --------
-    >>> g = torch.Generator().manual_seed(0)
-    >>> f = torch.randn(100, 5, generator=g, dtype=torch.float64); y = (f[:, 0] > 0).long()
-    >>> abs(logme_naive(f, y) - logme(f, y)) < 1e-8
-    True
-    """
-    f = _check_features(features, device)
-    n, d = f.shape
-    if regression:
-        ys = _check_real_targets(targets, n).to(f.device)
-    else:
-        inverse, k = _check_labels(targets, n)
-        ys = torch.nn.functional.one_hot(inverse, k).to(f.device, torch.float64)
-    ftf = f.T @ f
-    eye = torch.eye(d, dtype=f.dtype, device=f.device)
-    scores = []
-    for c in range(ys.shape[1]):
-        y = ys[:, c]
-        fty = f.T @ y
-        beta = n / float(y @ y)
-        alpha = beta * float(torch.trace(ftf)) / d
-        lo_a, hi_a = alpha * math.exp(-BOUND), alpha * math.exp(BOUND)
-        lo_b, hi_b = beta * math.exp(-BOUND), beta * math.exp(BOUND)
-        for _ in range(max_iter):
-            a_inv = torch.linalg.inv(alpha * eye + beta * ftf)  # the deliberate O(D^3) inside the loop
-            m = beta * a_inv @ fty
-            gamma = beta * float((a_inv * ftf).sum())  # tr(beta A^-1 F^T F); D - alpha tr(A^-1) cancels badly
-            new_alpha = min(max(gamma / max(float(m @ m), 1e-300), lo_a), hi_a)
-            new_beta = min(max(max(n - gamma, 0.0) / max(float(((y - f @ m) ** 2).sum()), 1e-300), lo_b), hi_b)
-            change = max(abs(new_alpha - alpha) / alpha, abs(new_beta - beta) / beta)
-            alpha, beta = new_alpha, new_beta
-            if change <= rtol:
-                break
-        else:
-            warnings.warn(f"logme_naive: class/target {c} did not converge in {max_iter} steps (the fast logme "
-                          f"finishes such cases in 1-D; this one stops here)", RuntimeWarning, stacklevel=2)
-        a = alpha * eye + beta * ftf
-        m = beta * torch.linalg.solve(a, fty)
-        res = float(((y - f @ m) ** 2).sum())
-        logdet = float(torch.linalg.slogdet(a)[1])
-        ev = (n / 2 * math.log(beta) + d / 2 * math.log(alpha) - n / 2 * math.log(2 * math.pi)
-              - beta / 2 * res - alpha / 2 * float(m @ m) - logdet / 2)
-        scores.append(ev / n)
-    return float(np.mean(scores))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Baselines
-def leep(source_probs, targets) -> float:
-    """LEEP (Nguyen et al., 2020): log expected empirical prediction of the source classifier's outputs.
-
-    The source model's class probabilities ``theta(x)`` [N, Z] on the target images define an empirical
-    joint ``P(y, z) = mean_i theta(x_i)_z [y_i = y]``, hence ``P(y | z)``; LEEP is the mean log-likelihood of
-    the "dummy" classifier ``p(y | x) = sum_z P(y | z) theta(x)_z``. It needs a source classifier (the zoo
-    models' source heads). Higher is better; at most 0.
-
-    Parameters
-    ----------
-    source_probs : [N, Z] probabilities (rows sum to 1; apply a softmax to logits first).
-    targets : [N] integer class labels (need not be contiguous).
-
-    Examples
-    --------
-    >>> p = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8]]); y = torch.tensor([0, 0, 1, 1])
-    >>> round(leep(p, y), 3)
-    -0.295
-    """
-    p = _to_tensor(source_probs, "source_probs")
-    if p.ndim != 2 or not p.dtype.is_floating_point:
-        raise ValueError(f"source_probs must be float probabilities [N, Z], got shape {tuple(p.shape)} "
-                         f"dtype {p.dtype}")
-    p = p.to("cpu", torch.float64)
-    if not torch.isfinite(p).all() or (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(1,
-                                                                          dtype=p.dtype), atol=1e-4):
-        raise ValueError("source_probs must be finite, non-negative and sum to 1 per row (softmax the logits "
-                         f"first); row sums range over [{float(p.sum(1).min()):.4g}, {float(p.sum(1).max()):.4g}]")
-    inverse, k = _check_labels(targets, p.shape[0])
-    joint = torch.zeros(k, p.shape[1], dtype=p.dtype).index_add_(0, inverse, p) / p.shape[0]  # P(y, z)
-    cond = joint / joint.sum(0, keepdim=True).clamp(min=1e-300)  # P(y | z)
-    eep = (p @ cond.T)[torch.arange(p.shape[0]), inverse]
-    return float(torch.log(eep.clamp(min=1e-300)).mean())
-
-
-def nce(source_labels, targets) -> float:
-    """NCE (Tran et al., 2019): negative conditional entropy ``-H(Y | Z)`` of target given source labels.
-
-    ``Z`` are source-task labels of the target images. Target images have none, so the common practice,
-    followed in the lesson, is the source model's *pseudo-label*: the argmax of its source head. Higher is
-    better; at most 0 (0 when each source label determines the target label).
-
-    Examples
-    --------
-    >>> nce(torch.tensor([0, 0, 1, 1]), torch.tensor([5, 5, 7, 7]))
-    0.0
-    """
-    z_inv, kz = _check_labels(source_labels, len(_to_tensor(source_labels, "source_labels")), "source_labels", 1)
-    y_inv, ky = _check_labels(targets, len(z_inv))
-    joint = torch.zeros(ky * kz, dtype=torch.float64).index_add_(
-        0, y_inv * kz + z_inv, torch.ones(len(y_inv), dtype=torch.float64)).view(ky, kz) / len(y_inv)
-    pz = joint.sum(0, keepdim=True)
-    nz = joint > 0
-    return float((joint[nz] * torch.log(joint[nz] / pz.expand_as(joint)[nz])).sum())
-
-
-def hscore(features, targets, *, device=None) -> float:
-    """H-score (Bao et al., 2019): ``tr(cov(f)^+ cov(E[f | y]))``, how well class means separate in features.
-
-    The features are centred; ``cov(f)^+`` is the Moore-Penrose pseudo-inverse (``torch.linalg.pinv`` with
-    its default cut-off), as in common implementations, since ``cov(f)`` is singular when N <= D or when
-    features are collinear. Higher is better; bounded by ``min(C - 1, D)``.
-
-    Examples
-    --------
-    >>> g = torch.Generator().manual_seed(0); y = torch.arange(200) % 2
-    >>> hscore(torch.randn(200, 4, generator=g) + 5 * y[:, None], y) > 0.9
-    True
-    """
-    f = _check_features(features, device)
-    inverse, k = _check_labels(targets, f.shape[0])
-    inverse = inverse.to(f.device)
-    f = f - f.mean(0, keepdim=True)
-    cov_f = f.T @ f / f.shape[0]
-    counts = torch.bincount(inverse, minlength=k).to(f.dtype)
-    means = torch.zeros(k, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, inverse, f) / counts[:, None]
-    cov_g = (means.T * (counts / f.shape[0])) @ means  # class-conditional means, weighted by class frequency
-    return float(torch.trace(torch.linalg.pinv(cov_f, hermitian=True) @ cov_g))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Ranking
-def rank_models(scores: Mapping[str, float] | Sequence[float],
-                ground_truth: Mapping[str, float] | Sequence[float]) -> float:
-    """Weighted Kendall tau between a method's scores and the models' fine-tuned accuracies.
-
-    ``scipy.stats.weightedtau`` with its defaults: the *additive hyperbolic* weighting, in which swapping
-    the models ranked ``r`` and ``s`` (0 = best) costs ``1/(r+1) + 1/(s+1)``, so mistakes among the top
-    models weigh most; as no external ranking is given, it averages the values obtained when the ranks
-    come from ``scores`` and from ``ground_truth``. +1: the same order; -1: reversed; about 0: unrelated.
-    The LogME paper reports weighted tau without its exact weighting in code, so compare trends, not third
-    decimals.
-
-    Parameters
-    ----------
-    scores, ground_truth : mappings model name -> number (the same names), or equal-length sequences.
-
-    Examples
-    --------
-    >>> rank_models({"a": 3.0, "b": 2.0, "c": 1.0}, {"a": 0.9, "b": 0.8, "c": 0.7})
-    1.0
-    """
-    from scipy.stats import weightedtau
-
-    if isinstance(scores, Mapping) != isinstance(ground_truth, Mapping):
-        raise ValueError("scores and ground_truth must both be mappings (model -> value) or both sequences")
-    if isinstance(scores, Mapping):
-        missing = sorted(set(ground_truth) - set(scores))
-        extra = sorted(set(scores) - set(ground_truth))
-        if missing or extra:
-            raise KeyError(f"scores and ground_truth name different models: only in ground_truth {missing}, "
-                           f"only in scores {extra}")
-        names = sorted(scores)
-        x = np.array([scores[k] for k in names], dtype=float)
-        y = np.array([ground_truth[k] for k in names], dtype=float)
-    else:
-        x, y = np.asarray(scores, dtype=float), np.asarray(ground_truth, dtype=float)
-        if x.ndim != 1 or x.shape != y.shape:
-            raise ValueError(f"scores and ground_truth must be 1-D and of equal length, got shapes {x.shape} "
-                             f"and {y.shape}")
-    if len(x) < 2:
-        raise ValueError(f"need at least two models to rank, got {len(x)}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError(f"scores and ground_truth must be finite, got {x.tolist()} and {y.tolist()}")
-    return float(weightedtau(x, y).statistic)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Exercise check
-def check_evidence(fn, *, seed: int = 0) -> bool:
-    """Check a learner's ``fn(features, y, alpha, beta) -> float``: the log evidence per sample.
-
-    ``fn`` is called on float64 tensors in both regimes (N > D and N < D) at several (alpha, beta) and
-    compared with the Gaussian marginal likelihood ``y ~ N(0, I / beta + F F^T / alpha)`` evaluated
-    independently. Returns True, or raises ``ValueError`` saying where the answer differs.
-
-    Examples
-    --------
-    >>> def mine(f, y, a, b):
-    ...     n = len(y); cov = torch.eye(n, dtype=f.dtype) / b + f @ f.T / a
-    ...     return float(torch.distributions.MultivariateNormal(torch.zeros(n, dtype=f.dtype), cov).log_prob(y)) / n
-    >>> check_evidence(mine)
-    True
-    """
-    from scipy.stats import multivariate_normal
-
-    g = torch.Generator().manual_seed(seed)
-    for n, d in ((40, 6), (8, 20)):
-        f = torch.randn(n, d, generator=g, dtype=torch.float64)
-        y = f[:, 0] + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
-        for alpha, beta in ((1.0, 1.0), (0.3, 5.0), (20.0, 0.7)):
-            cov = np.eye(n) / beta + f.numpy() @ f.numpy().T / alpha
-            want = multivariate_normal(np.zeros(n), cov).logpdf(y.numpy()) / n
-            got = float(fn(f.clone(), y.clone(), alpha, beta))
-            if not abs(got - want) <= 1e-8 * max(1.0, abs(want)):
-                raise ValueError(f"at N={n}, D={d}, alpha={alpha}, beta={beta}: expected {want:.10f}, got {got!r}")
-    return True
