@@ -1,4 +1,4 @@
-"""Choosing a pretrained model without fine-tuning it: LogME, and the LEEP, NCE and H-score baselines.
+"""LogME, fast: the log maximum evidence of a linear model on frozen features, for all classes at once.
 
 LogME (You et al., ICML 2021) scores a model by how well a *linear* model on its frozen features explains
 the target labels, measured by the **evidence** (marginal likelihood) of Bayesian linear regression
@@ -13,8 +13,9 @@ Those are found by MacKay's fixed-point iteration rather than a grid search::
 
 where ``s_i`` are the eigenvalues of ``F^T F`` and ``m`` the posterior mean of ``w``. The fast algorithm
 decomposes the features once and then runs the fixed point for all one-hot classes (or regression targets)
-together, in closed form per eigen-direction; nothing is inverted inside the loop. :func:`logme_naive`
-is the deliberately slow version (a ``D x D`` inverse per iteration and per class) for the speed lesson.
+together, in closed form per eigen-direction; nothing is inverted inside the loop.
+:func:`~transferlab.selection.reference.logme_naive` is the deliberately slow version (a ``D x D`` inverse
+per iteration and per class) for the speed lesson.
 
 What the evidence rewards: a good fit of the labels (large ``beta``) with small weights (large ``alpha``),
 and it pays ``1/2 log|A|`` for every direction of feature space the labels make it use. A score is a log
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .inputs import as_features, as_labels, as_real_targets
+from .inputs import as_logme_inputs
 
 __all__ = [
     "LogMEResult",
@@ -70,6 +71,9 @@ class LogMEResult:
     :func:`logme` returns). ``iterations`` is the number of fixed-point steps taken; ``converged`` is True
     when the fixed point converged for every class (False: some were finished by the 1-D solver);
     ``at_bound`` marks classes whose optimum lies at alpha or beta -> infinity (clamped, see ``BOUND``).
+    alpha and beta are in the units of the data as given: alpha scales as ``|F|^2 / |y|^2`` and beta as
+    ``1 / |y|^2``, so for features or regression targets beyond about 1e150 (or below 1e-150) in magnitude
+    they lie outside float64's range and read inf or 0; the evidence is exact at any scale.
     """
 
     evidence: torch.Tensor
@@ -236,24 +240,19 @@ def logme_fit(features, targets, *, regression: bool = False, device=None, rtol:
     >>> r = logme_fit(f, y); r.converged, r.evidence.shape
     (True, torch.Size([2]))
     """
-    if not rtol > 0 or isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"need rtol > 0 and an integer max_iter >= 1, got rtol={rtol!r}, max_iter={max_iter!r}")
-    f = as_features(features, device)
+    x = as_logme_inputs(features, targets, regression=regression, device=device, rtol=rtol, max_iter=max_iter)
+    f = x.features
     n, d = f.shape
-    if regression:
-        y = as_real_targets(targets, n).to(f.device)
-        if bool(((y * y).sum(0) == 0).any()):
-            raise ValueError("a regression target is identically zero; its evidence is unbounded (beta -> inf)")
-        s, p, yy, primal = _spectral(f, None, y)
+    if x.targets is not None:
+        s, p, yy, primal = _spectral(f, None, x.targets)
     else:
-        inverse, k = as_labels(targets, n)
-        s, p, yy, primal = _spectral(f, (inverse.to(f.device), k), None)
+        s, p, yy, primal = _spectral(f, (x.labels, x.num_classes), None)
     p2 = p * p
     # Scale-aware start: beta0 = N / |y|^2 (the noise-only fit), alpha0 = beta0 * mean eigenvalue of F^T F.
     # LogME is invariant to rescaling the features, and so, with this start, is the path of the iteration.
     lam0 = float(s.sum().clamp(min=torch.finfo(f.dtype).tiny)) / d
     beta = n / yy
-    alpha, beta, it, done = _mackay(s, p2, yy, primal, n, beta * lam0, beta, rtol, max_iter)
+    alpha, beta, it, done = _mackay(s, p2, yy, primal, n, beta * lam0, beta, x.rtol, x.max_iter)
     if not bool(done.all()):  # optimum at a boundary, or slow linear convergence: finish in 1-D
         idx = (~done).nonzero(as_tuple=True)[0]
         a2, b2 = _profile_solve(s, p2[:, idx], yy[idx], primal, n, lam0)
@@ -271,6 +270,9 @@ def logme_fit(features, targets, *, regression: bool = False, device=None, rtol:
             alpha, beta = torch.where(better, a_edge, alpha), torch.where(better, b_edge, beta)
             ev, gamma = torch.where(better, ev_edge, ev), torch.where(better, gamma_edge, gamma)
     at_bound = _near_bound(alpha, beta, yy, n, lam0)
+    # Features or regression targets of extreme magnitude were fitted divided by a power of two (see
+    # inputs.as_logme_inputs); back to the units of the data as given (a no-op for ordinary data).
+    ev, (alpha, beta) = x.given_evidence(ev), x.given_precisions(alpha, beta)
     return LogMEResult(ev, alpha, beta, gamma, it, bool(done.all()), at_bound)
 
 
@@ -280,9 +282,11 @@ def logme(features, targets, *, regression: bool = False, device=None) -> float:
     Parameters
     ----------
     features : Tensor or ndarray [N, D]
-        Frozen features of the target training images (any real dtype; computed in float64). No bias term
-        and no centring, as in the paper and its reference code.
-    targets : [N] integer class labels, or (with ``regression=True``) real targets [N] or [N, T].
+        Frozen features of the target training samples, whatever they are: pooled image features, sentence
+        embeddings (pool token features [N, T, D] first), tabular columns. Any real dtype, float16 and
+        bfloat16 included; computed in float64. No bias term and no centring, as in the paper and its
+        reference code. The score does not depend on the features' scale.
+    targets : [N] class labels (integers or strings), or (with ``regression=True``) real targets [N] or [N, T].
         Class labels need not be contiguous (``{0, 3, 7}`` is fine): the score averages over the classes
         that **occur** in ``targets``. A class with no sample would be an all-zero one-hot column, whose
         evidence is unbounded (a noise precision -> infinity fits it exactly), so it cannot take part; and
@@ -291,7 +295,8 @@ def logme(features, targets, *, regression: bool = False, device=None) -> float:
         Treat ``targets`` as real-valued (one evidence per target column) instead of one-hot classes.
     device : optional
         Where to compute. ``None`` means the device ``features`` live on (CPU for NumPy input); CUDA works
-        in float64 like the CPU. MPS has no float64, so MPS input is computed on the CPU.
+        in float64 like the CPU. MPS has no float64, so MPS input is computed on the CPU. An unknown or
+        unavailable device (``"gpu"``, ``"cuda"`` without a GPU) is a ``ValueError``.
 
     Returns
     -------
@@ -299,6 +304,14 @@ def logme(features, targets, *, regression: bool = False, device=None) -> float:
         The mean over classes (or target columns) of the log maximum evidence divided by N, the quantity the
         reference implementation returns. Higher is better. It is comparable between models scored on the
         same target data only.
+
+    Raises
+    ------
+    ValueError
+        Saying what was wrong and what was expected, for: features that are not a 2-D real array with N >= 2,
+        contain NaN or inf, or are zero in every entry (no optimum: the score would be undefined); labels
+        that are not integers or strings, disagree with the features on N, or hold fewer than 2 classes;
+        regression targets with NaN, inf or an all-zero column. Never a NaN score.
 
     Notes
     -----

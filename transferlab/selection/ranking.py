@@ -23,6 +23,8 @@ def rank_models(scores: Mapping[str, float] | Sequence[float],
     Parameters
     ----------
     scores, ground_truth : mappings model name -> number (the same names), or equal-length sequences.
+        Python, NumPy and 0-d torch numbers; finite; each side must hold at least two different values
+        (a constant side orders nothing, and is a ``ValueError``).
 
     Examples
     --------
@@ -40,10 +42,10 @@ def rank_models(scores: Mapping[str, float] | Sequence[float],
             raise KeyError(f"scores and ground_truth name different models: only in ground_truth {missing}, "
                            f"only in scores {extra}")
         names = sorted(scores)
-        x = np.array([scores[k] for k in names], dtype=float)
-        y = np.array([ground_truth[k] for k in names], dtype=float)
+        x = _numbers("scores", [scores[k] for k in names])
+        y = _numbers("ground_truth", [ground_truth[k] for k in names])
     else:
-        x, y = np.asarray(scores, dtype=float), np.asarray(ground_truth, dtype=float)
+        x, y = _numbers("scores", scores), _numbers("ground_truth", ground_truth)
         if x.ndim != 1 or x.shape != y.shape:
             raise ValueError(f"scores and ground_truth must be 1-D and of equal length, got shapes {x.shape} "
                              f"and {y.shape}")
@@ -51,4 +53,19 @@ def rank_models(scores: Mapping[str, float] | Sequence[float],
         raise ValueError(f"need at least two models to rank, got {len(x)}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError(f"scores and ground_truth must be finite, got {x.tolist()} and {y.tolist()}")
+    for name, v in (("scores", x), ("ground_truth", y)):
+        if (v == v[0]).all():
+            raise ValueError(f"{name} are all equal ({v[0]:g} for all {len(v)} models): they put the models in no "
+                             "order, so weighted tau is undefined; expected at least two different values")
     return float(weightedtau(x, y).statistic)
+
+
+def _numbers(name: str, values) -> np.ndarray:
+    """``values`` (a sequence of Python, NumPy or 0-d torch numbers) as a float array; bools are refused."""
+    try:
+        raw = np.asarray(values)
+        if raw.dtype == bool or raw.dtype.kind in "USV" or any(isinstance(v, (bool, np.bool_)) for v in raw.flat):
+            raise TypeError
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers, one per model; got {values!r:.120}") from None

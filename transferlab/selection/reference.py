@@ -13,7 +13,9 @@ import warnings
 import numpy as np
 import torch
 
-from .inputs import as_features, as_labels, as_real_targets
+from .._validate import as_seed
+from ..checks import CheckResult
+from .inputs import as_logme_inputs
 from .logme import BOUND, RTOL
 
 __all__ = ["logme_naive", "check_evidence"]
@@ -40,13 +42,10 @@ def logme_naive(features, targets, *, regression: bool = False, device=None, rto
     >>> abs(logme_naive(f, y) - logme(f, y)) < 1e-8
     True
     """
-    f = as_features(features, device)
+    x = as_logme_inputs(features, targets, regression=regression, device=device, rtol=rtol, max_iter=max_iter)
+    f, rtol, max_iter = x.features, x.rtol, x.max_iter
     n, d = f.shape
-    if regression:
-        ys = as_real_targets(targets, n).to(f.device)
-    else:
-        inverse, k = as_labels(targets, n)
-        ys = torch.nn.functional.one_hot(inverse, k).to(f.device, torch.float64)
+    ys = x.targets if x.targets is not None else torch.nn.functional.one_hot(x.labels, x.num_classes).to(f.dtype)
     ftf = f.T @ f
     eye = torch.eye(d, dtype=f.dtype, device=f.device)
     scores = []
@@ -77,34 +76,60 @@ def logme_naive(features, targets, *, regression: bool = False, device=None, rto
         ev = (n / 2 * math.log(beta) + d / 2 * math.log(alpha) - n / 2 * math.log(2 * math.pi)
               - beta / 2 * res - alpha / 2 * float(m @ m) - logdet / 2)
         scores.append(ev / n)
-    return float(np.mean(scores))
+    scores = x.given_evidence(torch.tensor(scores, dtype=torch.float64, device=f.device))  # targets far from 1
+    return float(np.mean(scores.cpu().numpy()))
 
 
-def check_evidence(fn, *, seed: int = 0) -> bool:
+def check_evidence(fn, *, seed: int = 0) -> CheckResult:
     """Check a learner's ``fn(features, y, alpha, beta) -> float``: the log evidence per sample.
 
     ``fn`` is called on float64 tensors in both regimes (N > D and N < D) at several (alpha, beta) and
     compared with the Gaussian marginal likelihood ``y ~ N(0, I / beta + F F^T / alpha)`` evaluated
-    independently. Returns True, or raises ``ValueError`` saying where the answer differs.
+    independently. The data come from a private generator seeded with ``seed``: the caller's random state
+    does not move.
+
+    Returns
+    -------
+    CheckResult
+        Truthy when every value agrees to 1e-8 (relative); otherwise falsy, with a message that names the first
+        case where the answer differs (N, D, alpha, beta, expected and obtained values). In a notebook it shows
+        itself as one line. An exception raised by ``fn`` is not caught, so its traceback points at the bug.
 
     Examples
     --------
     >>> def mine(f, y, a, b):
     ...     n = len(y); cov = torch.eye(n, dtype=f.dtype) / b + f @ f.T / a
     ...     return float(torch.distributions.MultivariateNormal(torch.zeros(n, dtype=f.dtype), cov).log_prob(y)) / n
-    >>> check_evidence(mine)
-    True
+    >>> check_evidence(mine)  # doctest: +ELLIPSIS
+    ✅ mine: the log evidence per sample is right in both regimes (N=40, D=6 and N=8, D=20), ...
+    >>> bool(check_evidence(lambda f, y, a, b: 0.0))
+    False
     """
     from scipy.stats import multivariate_normal
 
-    g = torch.Generator().manual_seed(seed)
+    if not callable(fn):
+        raise TypeError(f"check_evidence needs a callable, your function itself: check_evidence(my_evidence), "
+                        f"got {type(fn).__name__} {fn!r:.60}")
+    name = getattr(fn, "__name__", "your function")
+    g = torch.Generator().manual_seed(as_seed(seed))
     for n, d in ((40, 6), (8, 20)):
         f = torch.randn(n, d, generator=g, dtype=torch.float64)
         y = f[:, 0] + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)
         for alpha, beta in ((1.0, 1.0), (0.3, 5.0), (20.0, 0.7)):
             cov = np.eye(n) / beta + f.numpy() @ f.numpy().T / alpha
             want = multivariate_normal(np.zeros(n), cov).logpdf(y.numpy()) / n
-            got = float(fn(f.clone(), y.clone(), alpha, beta))
+            where = f"at N={n}, D={d}, alpha={alpha}, beta={beta}"
+            out = fn(f.clone(), y.clone(), alpha, beta)
+            try:
+                got = float(out)
+            except (TypeError, ValueError):
+                hint = " (did you forget to `return` it?)" if out is None else ""
+                return CheckResult(False, f"{name} returned {out!r:.60} {where}: expected a number, the log "
+                                          f"evidence per sample{hint}")
             if not abs(got - want) <= 1e-8 * max(1.0, abs(want)):
-                raise ValueError(f"at N={n}, D={d}, alpha={alpha}, beta={beta}: expected {want:.10f}, got {got!r}")
-    return True
+                hint = ""
+                if math.isfinite(got) and abs(got - n * want) <= 1e-8 * max(1.0, abs(n * want)):
+                    hint = " That is N times the answer: divide the log evidence by N."
+                return CheckResult(False, f"{name} {where}: expected {want:.10f}, got {got!r}.{hint}")
+    return CheckResult(True, f"{name}: the log evidence per sample is right in both regimes (N=40, D=6 and "
+                             f"N=8, D=20), at 3 (alpha, beta) each")
