@@ -490,6 +490,8 @@ def test_text_like_features_and_labels():
     assert nce(np.array(["x", "y", "x"] * 10), labels) == pytest.approx(nce(torch.tensor([0, 1, 0] * 10), ids))
     assert math.isfinite(logme(emb.bfloat16(), ids))
     assert math.isfinite(logme(emb.numpy().astype(np.float16), ids.numpy()))
+    probs = torch.randn(30, 50, generator=g).softmax(1)
+    assert leep(probs.bfloat16(), labels) == pytest.approx(leep(probs, labels), abs=0.02)  # rows off by ~1e-3
     with pytest.raises(ValueError, match="pool"):
         logme(emb.reshape(30, 12, 64), ids)  # token-level features [N, T, D]: pool them first
 
