@@ -252,6 +252,22 @@ def test_cuda_matches_cpu():
         assert hscore(f.cuda(), y.cuda()) == pytest.approx(hscore(f, y), rel=1e-7)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_extreme_scales_regression_and_devices_match_cpu():
+    f, y = _data(60, 8, signal=2.0)
+    t = f[:, 0] - f[:, 1]
+    for scale in (1e200, 1e-200):
+        assert logme(scale * f, y, device="cuda") == pytest.approx(logme(f, y), abs=1e-9)
+        assert hscore((scale * f).cuda(), y.cuda()) == pytest.approx(hscore(f, y), rel=1e-7)
+        assert logme(f.cuda(), scale * t.cuda(), regression=True) == pytest.approx(
+            logme(f, scale * t, regression=True), abs=1e-9)
+    r = logme_fit(1e100 * f.cuda(), y.cuda())
+    assert r.alpha.is_cuda and torch.allclose(r.alpha.cpu(), logme_fit(1e100 * f, y).alpha, rtol=1e-7)
+    assert logme(f, y, device=torch.device("cuda:0")) == pytest.approx(logme(f, y), abs=1e-9)
+    with pytest.raises(ValueError, match="does not exist"):
+        logme(f, y, device=f"cuda:{torch.cuda.device_count()}")
+
+
 def test_check_evidence_accepts_right_and_rejects_wrong_answers():
     from transferlab.selection import check_evidence
 

@@ -10,6 +10,10 @@ text or tabular features are all just ``[N, D]`` arrays.
 - :mod:`~transferlab.selection.baselines`: LEEP, NCE, H-score;
 - :mod:`~transferlab.selection.ranking`: weighted Kendall tau of a method's scores against fine-tuned accuracy;
 - :mod:`~transferlab.selection.inputs`: the input checks they share.
+
+``transferlab.selection.logme`` is the function, as it always was; the module of the same name is
+``importlib.import_module("transferlab.selection.logme")`` (``from transferlab.selection.logme import ...``
+works too, but ``import transferlab.selection.logme as m`` binds the function).
 """
 
 from __future__ import annotations
