@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from transferlab._paths import atomic_write
 from transferlab.device import env_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -13,10 +14,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def write_results(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically, with the machine it was measured on."""
-    from transferlab.zoo import _atomic_write
-
     payload = dict(payload, benchmark=name, measured=time.strftime("%Y-%m-%dT%H:%M:%S"), env=env_report())
     path = RESULTS / f"{name}.json"
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2)))
+    atomic_write(path, json.dumps(payload, indent=2))
     print(f"wrote {path}")
     return path
