@@ -112,7 +112,8 @@ class Ledger:
         >>> import tempfile, os; os.environ["TRANSFERLAB_RESULTS"] = tempfile.mkdtemp()
         >>> from transferlab.claims import Compare
         >>> rec = Ledger("00_demo").judge("pretrained-ends-more-accurate", Compare("fine-tuning", "scratch", 0.05),
-        ...                               {"fine-tuning": [0.9, 0.88], "scratch": [0.5, 0.6]}, display=False)
+        ...                               {"fine-tuning": [0.9, 0.88, 0.91], "scratch": [0.5, 0.6, 0.55]},
+        ...                               display=False)
         >>> rec["verdict"], rec["rule"]["kind"]
         ('reproduced', 'compare')
         >>> del os.environ["TRANSFERLAB_RESULTS"]
