@@ -336,20 +336,21 @@ def test_adamw_moves_frozen_weights_when_grads_are_zeroed_not_none():
 def test_check_frozen_finds_each_kind_of_mistake():
     m = KitNet(10, widths=(8, 16))
     fz.freeze_by_names(m, "stem")
-    assert fz.check_frozen(m, "stem", verbose=False) == []
-    assert any("'layer1.0.0.weight' is trainable" in p for p in fz.check_frozen(m, ["stem", "layer1"], verbose=False))
+    assert fz.check_frozen(m, "stem", verbose=False).problems == []
+    assert any("'layer1.0.0.weight' is trainable" in p
+               for p in fz.check_frozen(m, ["stem", "layer1"], verbose=False).problems)
     m.stem[0].weight.requires_grad = True
-    assert fz.check_frozen(m, "stem", verbose=False) == ["'stem.0.weight' is trainable but should be frozen"]
+    assert fz.check_frozen(m, "stem", verbose=False).problems == ["'stem.0.weight' is trainable but should be frozen"]
     m2 = KitNet(10, widths=(8, 16))
     for p in m2.stem.parameters():
         p.requires_grad = False  # parameters frozen by hand, BN statistics not
-    assert fz.check_frozen(m2, "stem", verbose=False) == ["BatchNorm 'stem.1' should have frozen statistics"]
-    assert fz.check_frozen(m2, "stem", bn_stats=False, verbose=False) == []
+    assert fz.check_frozen(m2, "stem", verbose=False).problems == ["BatchNorm 'stem.1' should have frozen statistics"]
+    assert fz.check_frozen(m2, "stem", bn_stats=False, verbose=False).problems == []
     opt = torch.optim.SGD([p for p in m2.parameters() if p.requires_grad], lr=0.1)
     opt.add_param_group({"params": [m2.stem[0].weight]})
-    assert fz.check_frozen(m2, "stem", optimizer=opt, bn_stats=False, verbose=False) == []
+    assert fz.check_frozen(m2, "stem", optimizer=opt, bn_stats=False, verbose=False).problems == []
     opt2 = torch.optim.SGD(list(m2.head.parameters()), lr=0.1)
-    assert len(fz.check_frozen(m2, "stem", optimizer=opt2, bn_stats=False, verbose=False)) > 0
+    assert len(fz.check_frozen(m2, "stem", optimizer=opt2, bn_stats=False, verbose=False).problems) > 0
     with pytest.raises(KeyError):
         fz.check_frozen(m2, "stme")
 
