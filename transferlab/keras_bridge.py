@@ -11,6 +11,7 @@ Keras is an optional extra (``pip install -e .[keras]``): without it these funct
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import sys
 import types
@@ -167,7 +168,7 @@ def check_keras_momentum(torch_momentum: float | None, keras_momentum: float = 0
     if torch_momentum is None:
         return CheckResult(False, "no answer yet: replace the None with a number")
     answer = as_float("torch_momentum (your answer)", torch_momentum)
-    if abs(answer - (1.0 - keras_momentum)) < 1e-9:
+    if math.isclose(answer, 1.0 - keras_momentum, rel_tol=1e-6, abs_tol=1e-9):  # float32 answers too
         return CheckResult(True, f"Correct: PyTorch momentum {answer:g} = 1 - Keras momentum {keras_momentum:g}.")
     return CheckResult(False, f"Not yet: {answer:g} is not it. PyTorch's momentum weighs the new batch, Keras's "
                               f"weighs the old estimate.")
