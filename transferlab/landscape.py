@@ -35,6 +35,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
+from .bn_pin import is_batchnorm
 from .device import autocast, model_device, resolve_device
 
 __all__ = [
@@ -256,7 +257,7 @@ def _prepare(model, train, test, bn, device, eval_batch):
 
 
 def _has_bn(model):
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return any(is_batchnorm(m) for m in model.modules())
 
 
 def evaluate_rays(model: nn.Module, directions: torch.Tensor, distances: Sequence[float], *, train: Iterable,
