@@ -40,6 +40,7 @@ from .checks import CheckResult
 from .device import model_device
 from .keras_bridge import bn_defaults, check_keras_momentum, import_keras, keras_status, torch_bn_to_keras
 from .preprocessing import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD, PREPROCESS_MODES, preprocess
+from .train import evaluate
 
 __all__ = [
     "DROPOUT_TYPES", "REGIMES", "mode_report", "bn_in_train_mode", "train_eval_gap",
@@ -185,6 +186,7 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor, *, device=None) -> list[di
                          var_ratio=float((bvar / (rvar + mod.eps)).mean())))
     return rows
 
+
 # ----------------------------------------------------------------------------------------------------------
 # The three regimes: PyTorch default, frozen (correct), old Keras
 class BNRegime:
@@ -266,9 +268,7 @@ def evaluate_in_mode(model: nn.Module, data: Iterable, *, mode: str = "eval", de
     >>> sorted(evaluate_in_mode(m, data, mode="train"))
     ['acc', 'loss', 'n']
     """
-    from .train import evaluate
-
-    if mode not in ("train", "eval"):  # this function's own wording of the error, which the lesson shows
+    if mode not in ("train", "eval"):  # the message this function has always given (evaluate's names 'eval' first)
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
     return evaluate(model, data, device=device, amp=False, mode=mode)
 
@@ -277,9 +277,9 @@ def evaluate_in_mode(model: nn.Module, data: Iterable, *, mode: str = "eval", de
 def output_spread(model: nn.Module, x: torch.Tensor, *, passes: int = 20, seed: int = 0, device=None) -> torch.Tensor:
     """Run ``model(x)`` ``passes`` times in its current mode; returns the outputs stacked ``[passes, ...]``.
 
-    In eval mode every pass is identical; with dropout left in train mode they differ. BatchNorm layers
-    follow their policies (:mod:`transferlab.bn_pin`). Dropout masks are
-    drawn from ``seed`` (the global RNG state is left as it was) and BN statistics are restored afterwards.
+    In eval mode every pass is identical; with dropout left in train mode they differ. BatchNorm layers follow
+    their policies (:mod:`transferlab.bn_pin`). Dropout masks are drawn from ``seed`` (the global RNG state is
+    left as it was) and BN statistics are restored afterwards.
 
     Examples
     --------
@@ -297,6 +297,7 @@ def output_spread(model: nn.Module, x: torch.Tensor, *, passes: int = 20, seed: 
         for _ in range(passes):
             outs.append(model(x).float().cpu())
     return torch.stack(outs)
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Exercise check

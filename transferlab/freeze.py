@@ -39,7 +39,7 @@ import contextlib
 import difflib
 import numbers
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
@@ -57,6 +57,9 @@ from .bn_pin import (
     set_bn_policy,
 )
 from .checks import CheckResult
+
+if TYPE_CHECKING:  # pandas is imported when a summary is made, not with the module
+    import pandas as pd
 
 __all__ = [
     # the BatchNorm pin, from transferlab.bn_pin
@@ -81,7 +84,7 @@ def child_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_children()]
 
 
-def _as_names(names) -> list[str]:
+def _as_names(names: str | Iterable[str]) -> list[str]:
     if isinstance(names, str):
         return [names]
     if not isinstance(names, Iterable):
@@ -108,7 +111,10 @@ def _resolve(model: nn.Module, name: str) -> nn.Module:
     if close:
         msg += f"; did you mean {close[0]!r}?"
     msg += f" Valid names: the children {child_names(model)}, or a dotted path to any submodule"
-    msg += f" {modules}" if len(modules) <= 40 else f" (e.g. {modules[:10]}; {len(modules)} in all)"
+    if len(modules) <= 40:
+        msg += f" {modules}"
+    else:
+        msg += f" (e.g. {modules[:10]}; {len(modules)} in all, see model.named_modules())"
     raise KeyError(msg)
 
 
@@ -120,7 +126,7 @@ class Selection(NamedTuple):
     params: list[nn.Parameter]
 
 
-def select_modules(model: nn.Module, names) -> Selection:
+def select_modules(model: nn.Module, names: str | Iterable[str]) -> Selection:
     """The submodules ``names`` of ``model`` and the parameters below them; every name is checked first.
 
     Examples
@@ -134,13 +140,13 @@ def select_modules(model: nn.Module, names) -> Selection:
     return Selection(mods, [n for n, _ in named], [p for _, p in named])
 
 
-def _as_index(i, what: str) -> int:
+def _as_index(i: int, what: str) -> int:
     if isinstance(i, bool) or not isinstance(i, numbers.Integral):  # NumPy integers are integers too
         raise TypeError(f"{what} must be an integer, got {type(i).__name__} {i!r}")
     return int(i)
 
 
-def _names_from_idxs(model: nn.Module, idxs) -> list[str]:
+def _names_from_idxs(model: nn.Module, idxs: int | Iterable[int]) -> list[str]:
     children = child_names(model)
     single = isinstance(idxs, numbers.Integral) and not isinstance(idxs, bool)
     if not single and (not isinstance(idxs, Iterable) or isinstance(idxs, str)):
@@ -155,7 +161,7 @@ def _names_from_idxs(model: nn.Module, idxs) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- freeze, unfreeze
-def freeze_by_names(model: nn.Module, names, *, freeze_bn_stats: bool = True) -> list[str]:
+def freeze_by_names(model: nn.Module, names: str | Iterable[str], *, freeze_bn_stats: bool = True) -> list[str]:
     """Freeze every parameter below the named submodules; returns the frozen parameter names.
 
     Parameters
@@ -190,7 +196,7 @@ def freeze_by_names(model: nn.Module, names, *, freeze_bn_stats: bool = True) ->
     return sel.param_names
 
 
-def unfreeze_by_names(model: nn.Module, names, *, optimizer: torch.optim.Optimizer | None = None,
+def unfreeze_by_names(model: nn.Module, names: str | Iterable[str], *, optimizer: torch.optim.Optimizer | None = None,
                       lr: float | None = None) -> list[str]:
     """Make every parameter below the named submodules trainable again; returns their names.
 
@@ -231,7 +237,7 @@ def unfreeze_by_names(model: nn.Module, names, *, optimizer: torch.optim.Optimiz
     return sel.param_names
 
 
-def freeze_by_idxs(model: nn.Module, idxs, *, freeze_bn_stats: bool = True) -> list[str]:
+def freeze_by_idxs(model: nn.Module, idxs: int | Iterable[int], *, freeze_bn_stats: bool = True) -> list[str]:
     """Freeze children of ``model`` by position (negative counts from the end); see :func:`freeze_by_names`.
 
     Examples
@@ -243,7 +249,7 @@ def freeze_by_idxs(model: nn.Module, idxs, *, freeze_bn_stats: bool = True) -> l
     return freeze_by_names(model, _names_from_idxs(model, idxs), freeze_bn_stats=freeze_bn_stats)
 
 
-def unfreeze_by_idxs(model: nn.Module, idxs, *, optimizer: torch.optim.Optimizer | None = None,
+def unfreeze_by_idxs(model: nn.Module, idxs: int | Iterable[int], *, optimizer: torch.optim.Optimizer | None = None,
                      lr: float | None = None) -> list[str]:
     """Unfreeze children of ``model`` by position; see :func:`unfreeze_by_names`.
 
@@ -316,7 +322,7 @@ def _bn_summary(module: nn.Module) -> str:
     return "mixed (" + ", ".join(f"{modes.count(s)} {s}" for s in dict.fromkeys(modes)) + ")"
 
 
-def trainable_summary(model: nn.Module):
+def trainable_summary(model: nn.Module) -> pd.DataFrame:
     """A table, one row per child of ``model`` plus a total: parameters, trainable, frozen, BatchNorm mode.
 
     Returns a ``pandas.DataFrame`` with columns ``child, type, params, trainable, frozen, bn_layers, bn_mode``.
@@ -352,7 +358,7 @@ class FreezeCheck(CheckResult):
         super().__init__(not self.problems, "correct" if not self.problems else f"not yet: {shown}")
 
 
-def check_frozen(model: nn.Module, names, *, optimizer: torch.optim.Optimizer | None = None,
+def check_frozen(model: nn.Module, names: str | Iterable[str], *, optimizer: torch.optim.Optimizer | None = None,
                  bn_stats: bool = True, verbose: bool = False) -> FreezeCheck:
     """Exercise check: exactly the modules ``names`` are frozen in ``model``.
 
