@@ -254,3 +254,31 @@ def test_is_batchnorm_is_the_one_definition():
     assert not any(map(fz.is_batchnorm, [nn.InstanceNorm2d(2), nn.LayerNorm(2), nn.GroupNorm(1, 2)]))
     m = nn.Sequential(*kinds[:4], nn.InstanceNorm2d(2))
     assert [n for n, _ in bnm.bn_layers(m)] == ["0", "1", "2", "3"] and fz.trainable_summary(m).bn_layers.iloc[-1] == 4
+
+
+@pytest.mark.parametrize("regime", ["train", "frozen", "old_keras"])
+def test_the_freeze_explorer_shows_what_the_mechanism_does(regime):
+    """The widget reads the one mechanism: under a regime and after a freeze, its label and the forward agree."""
+    import torch
+
+    from transferlab.batchnorm import set_bn_regime
+    from transferlab.freeze import bn_behaviour, freeze_by_names
+    from transferlab.models import KitNet
+    from transferlab.widgets import FreezeExplorer
+
+    m = KitNet(10, widths=(8,))
+    explorer = FreezeExplorer(m)
+    with set_bn_regime(m, regime):
+        m.train()
+        bn = m.stem[1]
+        before = bn.running_mean.clone()
+        m(torch.randn(4, 3, 16, 16))
+        moved = not torch.equal(before, bn.running_mean)
+        assert moved == bn_behaviour(bn).updates_stats
+        from transferlab.widgets.freeze_explorer import _bn_label
+
+        label = _bn_label(bn)
+        assert ("updates" in label) == moved, (regime, label)
+        assert explorer.bn_modes()["stem.1"] == label
+    freeze_by_names(m, "stem")
+    assert _bn_label(m.stem[1]).startswith("stats frozen")
