@@ -95,7 +95,7 @@ def _count_or_none(name: str, value) -> int | None:
 
 def load_task(name: str, n_per_class: int | None = None, *, seed: int = 0, size: int | None = None,
               n_test_per_class: int | None = None, similarity: float | None = None, model=None, download: bool = True,
-              progress: bool = True) -> ImageTask:
+              progress: bool = True, n_val_per_class: int = 0, seal: bool | None = None) -> ImageTask:
     """The task named by a lesson's ``DATA`` knob, as an ``ImageTask`` whatever the source.
 
     Parameters
@@ -126,6 +126,13 @@ def load_task(name: str, n_per_class: int | None = None, *, seed: int = 0, size:
         Fetch a real dataset that is not on disk yet (fails fast with the manual route when offline).
     progress : bool
         Show progress bars while downloading and decoding.
+    n_val_per_class : int
+        Validation images per class (0: no validation split). World tasks render their own; real data holds them
+        out of the training pool with a fixed seed, so the validation images never depend on ``seed`` or
+        ``n_per_class`` and are never among the training images.
+    seal : bool, optional
+        Seal the test split (``loader("test")`` then needs ``final=True``). Default: sealed exactly when there is
+        a validation split.
 
     Examples
     --------
@@ -138,6 +145,7 @@ def load_task(name: str, n_per_class: int | None = None, *, seed: int = 0, size:
     cfg = _cfg_of(model)
     n_per_class = _count_or_none("n_per_class", n_per_class)
     n_test_per_class = _count_or_none("n_test_per_class", n_test_per_class)
+    n_val_per_class = as_int("n_val_per_class", n_val_per_class, min=0)
     seed = as_seed(seed)
     if size is None:
         size = cfg["input_size"][-1] if "input_size" in cfg else (32 if name in WORLD_NAMES else 224)
@@ -147,7 +155,8 @@ def load_task(name: str, n_per_class: int | None = None, *, seed: int = 0, size:
                       f"{name!r} has a fixed similarity to the pretraining data (measure it with "
                       f"measure_similarity)", stacklevel=2)
     if name in WORLD_NAMES:
-        task = _world_task(name, n_per_class, seed, size, n_test_per_class, 1.0 if similarity is None else similarity)
+        task = _world_task(name, n_per_class, seed, size, n_test_per_class, 1.0 if similarity is None else similarity,
+                           n_val_per_class, seal)
         return task.with_stats(cfg["mean"], cfg["std"]) if "mean" in cfg else task
     mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
     interpolation = cfg.get("interpolation", "bilinear")
@@ -164,7 +173,7 @@ def load_task(name: str, n_per_class: int | None = None, *, seed: int = 0, size:
         cat = _dataset_catalogue(name, str(data_dir() / name))
         title, info = name, dict(kind="real", dataset=spec.title, similarity_prior=spec.similarity, note=spec.note)
     return _task_from_catalogue(cat, title, info, n_per_class, seed, size, n_test_per_class, mean, std,
-                                interpolation, progress)
+                                interpolation, progress, n_val_per_class, seal)
 
 
 @functools.lru_cache(maxsize=2)
@@ -174,20 +183,24 @@ def _dataset_catalogue(name: str, root: str) -> Catalogue:
 
 
 def _world_task(name: str, n_per_class: int | None, seed: int, size: int, n_test_per_class: int | None,
-                similarity: float) -> ImageTask:
+                similarity: float, n_val: int, seal: bool | None) -> ImageTask:
     if n_per_class is None:
         raise ValueError(f"n_per_class is required for the world task {name!r} (an integer >= 1)")
     n_test = 50 if n_test_per_class is None else n_test_per_class
     if name in _SIMILARITY_NAMES:
-        return target_task(n_per_class, similarity, seed=seed, size=size, n_test_per_class=n_test)
+        return target_task(n_per_class, similarity, seed=seed, size=size, n_test_per_class=n_test,
+                           n_val_per_class=n_val, seal=seal)
     if name == "source":
+        if n_val:
+            raise ValueError("the source task is for pretraining and has no validation split; n_val_per_class "
+                             "applies to target tasks")
         return source_task(n_per_class, seed=seed, size=size, n_test_per_class=n_test)
-    return digits_task(n_per_class, seed=seed, size=size, n_test_per_class=n_test)
+    return digits_task(n_per_class, seed=seed, size=size, n_test_per_class=n_test, n_val_per_class=n_val, seal=seal)
 
 
 def _task_from_catalogue(cat: Catalogue, title: str, info: dict, n_per_class: int | None, seed: int, size: int,
                          n_test_per_class: int | None, mean: tuple, std: tuple, interpolation: str,
-                         progress: bool) -> ImageTask:
+                         progress: bool, n_val: int = 0, seal: bool | None = None) -> ImageTask:
     k = len(cat.classes)
     train_pool = torch.arange(len(cat.train_y))
     test_images, test_y = cat.test_images, cat.test_y
@@ -202,6 +215,18 @@ def _task_from_catalogue(cat: Catalogue, title: str, info: dict, n_per_class: in
     else:
         test_pool = torch.arange(len(test_y))
     picks = {}
+    if n_val:  # a fixed validation set held out of the training pool: independent of seed and n_per_class
+        try:
+            val_pick = train_pool[stratified_indices(cat.train_y[train_pool], n_val, seed=_SPLIT_SEED + 1,
+                                                     num_classes=k, split="val")]
+        except TooFewImagesError as err:
+            raise TooFewImagesError(f"{title}: the training split's class {cat.classes[err.label]!r} has only "
+                                    f"{err.available} images, fewer than n_val_per_class={n_val}", split="val",
+                                    label=err.label, available=err.available, requested=n_val) from None
+        keep = torch.ones(len(cat.train_y), dtype=torch.bool)
+        keep[val_pick] = False
+        train_pool = train_pool[keep[train_pool]]
+        picks["val"] = val_pick.sort().values
     for split, pool, labels, n, s in (("train", train_pool, cat.train_y, n_per_class, seed),
                                       ("test", test_pool, test_y, n_test_per_class, _SPLIT_SEED)):
         try:
@@ -215,9 +240,14 @@ def _task_from_catalogue(cat: Catalogue, title: str, info: dict, n_per_class: in
     tr, te = picks["train"], picks["test"]
     x_train = materialise(cat.train_images, tr, size, interpolation, desc=f"{title} train", progress=progress)
     x_test = materialise(test_images, te, size, interpolation, desc=f"{title} test", progress=progress)
+    x_val = y_val = None
+    if n_val:
+        va = picks["val"]
+        x_val = materialise(cat.train_images, va, size, interpolation, desc=f"{title} val", progress=progress)
+        y_val = cat.train_y[va].clone()
     info = dict(info, seed=seed, n_per_class=n_per_class, size=size)
     return ImageTask(title, x_train, cat.train_y[tr].clone(), x_test, test_y[te].clone(), cat.classes,
-                     mean, std, info)
+                     mean, std, info, x_val=x_val, y_val=y_val, sealed=n_val > 0 if seal is None else bool(seal))
 
 
 def clear_caches() -> None:
