@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from transferlab._paths import atomic_write
 from transferlab.device import env_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -13,8 +14,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def write_results(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically, with the machine it was measured on."""
-    from transferlab._paths import atomic_write
-
     payload = dict(payload, benchmark=name, measured=time.strftime("%Y-%m-%dT%H:%M:%S"), env=env_report())
     path = RESULTS / f"{name}.json"
     atomic_write(path, json.dumps(payload, indent=2))

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferlab import freeze as fz
+from transferlab._paths import atomic_write
 from transferlab.device import env_report
 from transferlab.models import KitNet
-from transferlab.zoo import _atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_freeze.json"
 
@@ -210,7 +210,7 @@ def plot(results: dict, path: Path) -> None:
         for ax in axes[:, j]:
             ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -247,7 +247,7 @@ def main(argv=None) -> dict:
             results["runs"].append(res)
             print(f"\n## {wname} on {dev_name} ({res['seconds']:.0f} s)\n{_table(res)}", flush=True)
     payload = json.dumps(results, indent=2)
-    _atomic_write(args.out, lambda tmp: Path(tmp).write_text(payload))
+    atomic_write(args.out, payload)
     plot(results, args.out.with_suffix(".png"))
     print(f"\nwrote {args.out} and {args.out.with_suffix('.png')}")
     return results

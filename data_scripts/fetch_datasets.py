@@ -10,42 +10,39 @@ Nothing is written outside $TRANSFERLAB_HOME/data (datasets) and $TRANSFERLAB_HO
     python data_scripts/fetch_datasets.py --model resnet18.a1_in1k     # weights to carry to an offline machine
     python data_scripts/fetch_datasets.py --recommended cpu            # the recommended CPU backbones
 
-Offline, each download fails within --timeout seconds and prints the URL and where to put a file downloaded
-by hand.
+Offline, each download (datasets and weights alike) fails within --timeout seconds and prints the URL and where
+to put a file downloaded by hand.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 
-def save_timm_weights(name: str) -> Path:
-    """Download ``name``'s pretrained weights through timm and store them at ``timm_weights_path(name)``."""
+def save_timm_weights(name: str, timeout: float = 15.0) -> Path:
+    """Download ``name``'s pretrained weights through timm and store them at ``timm_weights_path(name)``.
+
+    Offline (the hub unreachable within ``timeout`` seconds, or ``HF_HUB_OFFLINE`` set, and the weights not in
+    the local Hugging Face cache) this raises ``OSError`` at once instead of waiting for the hub client's retries.
+    """
     import timm
     from safetensors.torch import save_file
 
+    from transferlab._hub import require_hub
+    from transferlab._paths import atomic_write
     from transferlab.models import timm_weights_path
 
     path = timm_weights_path(name)
     if path.exists():
         return path
+    require_hub(name, timeout)
     model = timm.create_model(name, pretrained=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"timm_name": name, "source": "timm pretrained"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    metadata = {"timm_name": name, "source": "timm pretrained"}
+    return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def main(argv=None) -> int:
@@ -57,7 +54,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", nargs="+", default=[], metavar="TIMM_NAME", help="timm weights to download")
     ap.add_argument("--recommended", choices=sorted(datasets.RECOMMENDED_BACKBONES),
                     help="download the weights of every recommended backbone for this device kind")
-    ap.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a server (default 15)")
+    ap.add_argument("--timeout", type=float, default=15.0,
+                    help="seconds to wait for a server or the Hugging Face hub (default 15)")
     args = ap.parse_args(argv)
     if args.list or not (args.names or args.model or args.recommended):
         for name, spec in datasets.DATASETS.items():
@@ -83,7 +81,7 @@ def main(argv=None) -> int:
     models = list(args.model) + list(datasets.RECOMMENDED_BACKBONES.get(args.recommended, ()))
     for name in models:
         try:
-            print(f"{name}: weights at {save_timm_weights(name)}")
+            print(f"{name}: weights at {save_timm_weights(name, args.timeout)}")
         except Exception as err:  # noqa: BLE001 - report every model, then fail
             print(f"error: {name}: {type(err).__name__}: {err}", file=sys.stderr)
             failed += 1

@@ -16,8 +16,6 @@ pointing at ``<out>/results`` so that the claims ledger is built from what this 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -25,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -38,27 +37,16 @@ PAGES = ("index.md", "claims.md")
 sys.path.insert(0, str(ROOT / "tests"))
 from nbrun import inject  # noqa: E402  (the harness's papermill-style injection: one definition of "smoke")
 
+from transferlab._paths import atomic_write, file_lock  # noqa: E402  (the kit's one atomic write and lock)
 
-@contextlib.contextmanager
-def locked(path: Path):
-    """An exclusive lock on ``path`` (created if missing), so that concurrent builds take turns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+locked = file_lock  # concurrent builds take turns (the kit's lock: never truncates, never follows a link)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Write atomically, and only when the content differs (Sphinx then re-reads only what changed)."""
     if path.exists() and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
     return True
 
 
@@ -151,10 +139,11 @@ def fingerprint() -> str:
     package = ROOT / "transferlab"
     for path in sorted(package.rglob("*.py")):  # rglob: the sub-packages (transferlab/widgets/) count too
         h.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
-    home = Path(os.environ.get("TRANSFERLAB_HOME", Path.home() / ".cache" / "transferlab")).expanduser()
-    manifest = home / "zoo" / "manifest.json"
-    if manifest.exists():
-        h.update(manifest.read_bytes())
+    from transferlab import zoo
+
+    with warnings.catch_warnings():  # a broken index is the zoo's to report, not the docs build's
+        warnings.simplefilter("ignore")
+        h.update(json.dumps(zoo.manifest(), sort_keys=True).encode())  # every model's record: a rebuild re-executes
     return h.hexdigest()
 
 

@@ -361,7 +361,8 @@ def test_bn_defaults_and_momentum_check(capsys):
     assert rows["momentum"]["pytorch"] == 0.1 and rows["momentum"]["keras"] == 0.99
     assert rows["epsilon"]["pytorch"] == 1e-5 and rows["epsilon"]["keras"] == 1e-3
     assert bnm.check_keras_momentum(0.01) and not bnm.check_keras_momentum(0.99)
-    assert "Not yet" in capsys.readouterr().out
+    assert "Not yet" in bnm.check_keras_momentum(0.99).message  # a CheckResult says it; nothing is printed
+    assert capsys.readouterr().out == ""
     with pytest.raises(ValueError, match="number"):
         bnm.check_keras_momentum("0.01")
 
@@ -385,3 +386,82 @@ def test_import_keras_explains_a_wrong_backend(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "torch" in out.stdout and "raised" in out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------- reliability
+def test_preprocess_takes_zero_means_numpy_numbers_and_rejects_bad_std():
+    x = torch.full((1, 3, 2, 2), 51, dtype=torch.uint8)  # 51 / 255 = 0.2
+    out = bnm.preprocess(x, "world", mean=0.0, std=1.0)  # 0.0 is a mean like any other, not "use the default"
+    torch.testing.assert_close(out, torch.full_like(out, 0.2))
+    out = bnm.preprocess(x, "world", mean=np.float32(0.1), std=np.array([0.5, 0.5, 0.25]))
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([0.2, 0.2, 0.4]))
+    assert bnm.preprocess(x, "world", mean=(np.float64(0.2),) * 3).abs().max() < 1e-6  # the world's std, mean 0.2
+    for bad in (0, -1.0, (0.2, 0.0, 0.2)):
+        with pytest.raises(ValueError, match=r"std must be a number > 0, got (0|-1\.0|0\.0)"):
+            bnm.preprocess(x, "world", std=bad)
+    with pytest.raises(ValueError, match=r"one per RGB channel \(3\), got 2"):
+        bnm.preprocess(x, "world", mean=(0.1, 0.2))
+    with pytest.raises(ValueError, match="mean must be a number"):
+        bnm.preprocess(x, "world", mean="0.1")
+
+
+def test_evaluate_in_mode_is_train_evaluate_with_the_old_numbers():
+    from transferlab.train import evaluate
+
+    m = warm(tiny(dropout=0.0))
+    data = [(shifted(32, seed=s, shift=3.0), torch.arange(32) % 3) for s in (1, 2)]
+    for mode in ("train", "eval"):
+        ours = bnm.evaluate_in_mode(m, data, mode=mode)
+        assert ours == evaluate(m, data, amp=False, mode=mode)
+        # independent: the loop evaluate_in_mode used to be, on a copy
+        ref = copy.deepcopy(m).train(mode == "train")
+        loss = correct = 0.0
+        with torch.no_grad():
+            for x, y in data:
+                out = ref(x)
+                loss += F.cross_entropy(out, y, reduction="sum").item()
+                correct += (out.argmax(1) == y).sum().item()
+        assert ours["loss"] == pytest.approx(loss / 64, rel=1e-6) and ours["acc"] == correct / 64
+
+
+def test_checks_return_check_results():
+    from transferlab.checks import CheckResult
+
+    m = warm(tiny())
+    wrong = bnm.check_bn_frozen(m, shifted())
+    assert isinstance(wrong, CheckResult) and not wrong and "2 BN layer(s) normalised with batch" in repr(wrong)
+    assert "\n" not in repr(wrong)
+    none = bnm.check_keras_momentum(None)
+    assert isinstance(none, CheckResult) and not none and "no answer yet" in none.message
+    assert bnm.check_keras_momentum(np.float64(0.01)) and bnm.check_keras_momentum(0.1, keras_momentum=np.float32(0.9))
+    with pytest.raises(ValueError, match=r"keras_momentum must be a number >= 0 and <= 1, got 1\.5"):
+        bnm.check_keras_momentum(0.01, keras_momentum=1.5)
+
+
+def test_numpy_numbers_are_numbers():
+    m = warm(tiny(dropout=0.5))
+    a = bnm.output_spread(m.train(), shifted(4), passes=np.int64(3), seed=np.int32(1))
+    assert a.shape == (3, 4, 3) and torch.equal(a, bnm.output_spread(m, shifted(4), passes=3, seed=1))
+    with pytest.raises(ValueError, match=r"passes must be an integer >= 1, got 2\.5"):
+        bnm.output_spread(m, shifted(4), passes=2.5)
+
+
+def test_train_eval_gap_sets_policies_aside_and_gives_them_back():
+    m = warm(tiny())
+    plain = bnm.train_eval_gap(m, shifted(64, shift=3.0))
+    with bnm.set_bn_regime(m, "frozen"):
+        m.train()
+        assert bnm.train_eval_gap(m, shifted(64, shift=3.0)) == plain  # the statistics' mismatch, not the policy's
+        assert bnm.bn_in_train_mode(m) == [] and all(r["policy"] == "frozen" for r in bnm.mode_report(m)
+                                                     if r["kind"].startswith("BatchNorm"))
+
+
+def test_keras_home_comes_from_the_kit_paths_and_old_names_still_import():
+    from transferlab import _paths, keras_bridge, preprocessing
+    from transferlab.bn_stats import bn_state
+
+    assert keras_bridge.home is _paths.home
+    for name in keras_bridge.__all__:
+        assert getattr(bnm, name) is getattr(keras_bridge, name)
+    assert bnm.preprocess is preprocessing.preprocess and bnm.bn_state is bn_state
+    assert bnm.IMAGENET_MEAN == preprocessing.IMAGENET_MEAN

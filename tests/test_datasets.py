@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from transferlab import _catalogue, _download, _images
 from transferlab import datasets as ds
 from transferlab.world import ImageTask, target_task
 
@@ -42,9 +43,9 @@ def home(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    ds._DECODED.clear()
+    ds.clear_caches()
     yield tmp_path / "home"
-    ds._DECODED.clear()
+    ds.clear_caches()
 
 
 class _Server:
@@ -240,6 +241,46 @@ def test_download_refuses_folders_outside_the_data_folder(tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_a_symlink_at_the_lock_path_never_empties_its_target(server, tmp_path):
+    server.files["blob.bin"] = BLOB
+    precious = tmp_path / "precious.txt"
+    precious.write_text("a file the lock must never truncate")
+    ds.data_dir().mkdir(parents=True)
+    (ds.data_dir() / ".blob.bin.lock").symlink_to(precious)
+    with pytest.raises(OSError, match="symbolic link"):
+        ds.download(f"{server.url}/blob.bin", "blob.bin", sha256=_sha(BLOB), progress=False)
+    assert precious.read_text() == "a file the lock must never truncate"
+    assert not (ds.data_dir() / "blob.bin").exists()
+
+
+def test_concurrent_downloads_of_one_file_both_get_it_whole(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server.files["blob.bin"] = BLOB
+    get = lambda _: ds.download(f"{server.url}/blob.bin", "blob.bin", sha256=_sha(BLOB), progress=False)
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(get, range(4)))
+    assert paths == [ds.data_dir() / "blob.bin"] * 4 and paths[0].read_bytes() == BLOB
+    assert sorted(p.name for p in ds.data_dir().iterdir()) == [".blob.bin.lock", "blob.bin"]  # no part, no .bad
+
+
+def test_offline_download_and_fetch_fail_fast_and_create_nothing(closed_port_url, monkeypatch, home):
+    import time
+
+    import torchvision.datasets as tvd
+
+    monkeypatch.setattr(tvd.CIFAR10, "url", f"{closed_port_url}/cifar-10-python.tar.gz")
+    t0 = time.perf_counter()
+    with pytest.raises(ds.DownloadError, match="Manual route"):
+        ds.fetch("cifar10", timeout=5, progress=False)
+    with pytest.raises(ds.DownloadError, match="Manual route"):
+        ds.load_task("cifar10", 1, size=8, progress=False)
+    with pytest.raises(ds.DownloadError, match="Manual route"):
+        ds.download(f"{closed_port_url}/x.bin", "x.bin", md5="0" * 32, folder=ds.data_dir() / "sub", progress=False)
+    assert time.perf_counter() - t0 < 5
+    assert not home.exists(), sorted(str(p) for p in home.rglob("*"))  # no data/<name>/ folder, no .lock file
+
+
 def test_archives_cannot_write_outside_their_folder(tmp_path):
     folder = ds.data_dir() / "evil"
     folder.mkdir(parents=True)
@@ -247,14 +288,14 @@ def test_archives_cannot_write_outside_their_folder(tmp_path):
     with zipfile.ZipFile(zpath, "w") as zf:
         zf.writestr("../../escaped.txt", "x")
     with pytest.raises(ValueError, match="outside"):
-        ds._extract(zpath, folder)
+        _download.extract(zpath, folder)
     tpath = folder / "evil.tar"
     with tarfile.open(tpath, "w") as tf:
         info = tarfile.TarInfo("../escaped.txt")
         info.size = 1
         tf.addfile(info, io.BytesIO(b"x"))
     with pytest.raises(ValueError, match="not a readable archive"):
-        ds._extract(tpath, folder)
+        _download.extract(tpath, folder)
     assert not list(tmp_path.rglob("escaped.txt"))
     assert not list(folder.glob(".extract-*"))  # temporary folders cleaned up
 
@@ -427,8 +468,8 @@ def test_image_folder_loads_with_a_fixed_split_and_seeded_subsets(tmp_path):
 def test_decoded_images_are_reused_refreshed_when_changed_and_bounded(tmp_path, monkeypatch):
     _image_folder(tmp_path / "d", n_classes=2, n_per_class=5)
     calls = []
-    real_decode = ds._decode
-    monkeypatch.setattr(ds, "_decode", lambda path, size: calls.append(path) or real_decode(path, size))
+    real_decode = _images.decode_image
+    monkeypatch.setattr(_images, "decode_image", lambda path, size: calls.append(path) or real_decode(path, size))
     first = ds.load_task(f"folder:{tmp_path / 'd'}", 2, size=8, progress=False)
     n = len(calls)
     assert n == len(first.y_train) + len(first.y_test)
@@ -441,7 +482,7 @@ def test_decoded_images_are_reused_refreshed_when_changed_and_bounded(tmp_path, 
     assert changed in calls[n:]  # a file that changed on disk is decoded again
     monkeypatch.setenv("TRANSFERLAB_DECODE_CACHE_MB", str(3 * 8 * 8 * 3 / 2**20))  # room for 3 images
     ds.load_task(f"folder:{tmp_path / 'd'}", 4, size=8, progress=False)
-    assert len(ds._DECODED.items) == 3 and ds._DECODED.bytes == 3 * 3 * 8 * 8
+    assert len(_images.DECODED_CACHE.items) == 3 and _images.DECODED_CACHE.bytes == 3 * 3 * 8 * 8
 
 
 def test_image_folder_with_train_and_test_subfolders(tmp_path):
@@ -469,7 +510,7 @@ def test_eurosat_zip_is_extracted_and_read_as_an_image_folder(server, monkeypatc
                 zf.writestr(f"2750/{cls}/{cls}_{i}.jpg", png.getvalue())  # a PNG named .jpg: decoded by content
     blob = buf.getvalue()
     server.files["EuroSAT.zip"] = blob
-    monkeypatch.setattr(ds, "_EUROSAT", ds.Resource(f"{server.url}/EuroSAT.zip", "EuroSAT.zip", md5=_md5(blob)))
+    monkeypatch.setattr(_catalogue, "EUROSAT", ds.Resource(f"{server.url}/EuroSAT.zip", "EuroSAT.zip", md5=_md5(blob)))
     task = ds.load_task("eurosat", 2, size=16, progress=False)
     assert task.classes == ("Forest", "River") and len(task.y_train) == 4 and len(task.y_test) == 2
     assert task.info["similarity_prior"] == ds.DATASETS["eurosat"].similarity
@@ -491,7 +532,7 @@ def test_pets_catalogue_agrees_with_torchvision(tmp_path):
         (root / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
     for split in ("trainval", "test"):
         ref = OxfordIIITPet(str(tmp_path), split=split, download=False)
-        cat = ds._pets_catalogue(root)
+        cat = _catalogue.pets_catalogue(root)
         assert cat.classes == tuple(ref.classes)
         mine = (cat.train_y, cat.train_images) if split == "trainval" else (cat.test_y, cat.test_images)
         assert mine[0].tolist() == ref._labels
@@ -527,6 +568,63 @@ def test_world_names_give_the_worlds_tasks():
 def test_load_task_rejects_bad_input(name, kwargs, error, match):
     with pytest.raises(error, match=match):
         ds.load_task(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["digits", "source"])
+def test_similarity_warns_for_world_tasks_without_the_knob_as_for_real_data(name):
+    with pytest.warns(UserWarning, match="only applies to the world") as caught:
+        task = ds.load_task(name, 2, n_test_per_class=1, size=8, similarity=0.3)
+    assert repr(name) in str(caught[0].message) and "similarity=0.3" in str(caught[0].message)
+    plain = ds.load_task(name, 2, n_test_per_class=1, size=8)
+    assert torch.equal(task.x_train, plain.x_train)  # not applied
+
+
+@pytest.mark.parametrize("name", ["world", "target"])
+def test_similarity_applies_to_the_worlds_target_task_without_a_warning(name):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task = ds.load_task(name, 2, n_test_per_class=1, size=8, similarity=0.3)
+    assert task.info["similarity"] == 0.3
+
+
+def test_numpy_integers_are_accepted_wherever_ints_are(tmp_path):
+    args = dict(seed=np.int64(1), size=np.int32(16), n_test_per_class=np.int64(1))
+    task = ds.load_task("world", np.int64(2), **args)
+    ref = ds.load_task("world", 2, seed=1, size=16, n_test_per_class=1)
+    assert torch.equal(task.x_train, ref.x_train) and task.image_size == 16
+    _image_folder(tmp_path / "d", n_classes=2, n_per_class=5)
+    real = ds.load_task(f"folder:{tmp_path / 'd'}", np.int16(2), seed=np.uint8(3), size=np.int64(8), progress=False)
+    assert len(real.y_train) == 4 and type(real.info["size"]) is int and type(real.info["n_per_class"]) is int
+    assert ds.resize_images(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), np.int64(2)).shape == (1, 3, 2, 2)
+    assert ds.suggested_batch_size("cpu", np.int64(32)) == 256
+    assert len(ds.stratified_indices(torch.arange(3).repeat(4), np.int64(2), seed=np.int64(0))) == 6
+    probe = ds.measure_similarity(real, _FeatureModel(), device="cpu", seed=np.int64(0), batch_size=np.int64(3),
+                                  epochs=np.int64(2))
+    assert 0.0 <= probe["probe_acc"] <= 1.0
+    assert len(next(iter(real.loader("train", np.int64(3))))[0]) == 3
+    with pytest.raises(ValueError, match=r"n_per_class must be an integer >= 1, got 2\.0"):
+        ds.load_task("world", 2.0)
+
+
+def test_clear_caches_frees_decoded_images_and_catalogues(tiny_cifar, tmp_path, monkeypatch):
+    import dataclasses
+
+    reads = []
+    spec = ds.DATASETS["cifar10"]
+    monkeypatch.setitem(ds.DATASETS, "cifar10", dataclasses.replace(
+        spec, catalogue=lambda root: reads.append(root) or spec.catalogue(root)))
+    ds.load_task("cifar10", 1, size=8, progress=False)
+    ds.load_task("cifar10", 1, size=8, progress=False)
+    assert len(reads) == 1  # read once, kept in memory
+    _image_folder(tmp_path / "d", n_classes=2, n_per_class=5)
+    ds.load_task(f"folder:{tmp_path / 'd'}", 2, size=8, progress=False)
+    assert _images.DECODED_CACHE.bytes > 0
+    assert ds.clear_caches() is None
+    assert _images.DECODED_CACHE.bytes == 0 and not _images.DECODED_CACHE.items
+    ds.load_task("cifar10", 1, size=8, progress=False)
+    assert len(reads) == 2  # read from disk again
 
 
 def test_stratified_indices_nested_and_errors():

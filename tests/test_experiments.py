@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -141,7 +143,7 @@ def test_head_first_starts_the_joint_phase_from_the_probe():
 
     class EvalAtStart(Callback):
         def on_fit_start(self, state):
-            task = X._task(3, 1.0, 0, TINY.n_test_per_class, TINY.image_size)
+            task = X.target_task(3, 1.0, 0, config=TINY)
             self.acc = evaluate(state.model, task.loader("test", 100))["acc"]
 
     at_start = EvalAtStart()
@@ -189,7 +191,8 @@ def test_grid_is_tidy_and_cache_is_reused(tmp_path):
     assert again["cached"].all()
     pd.testing.assert_series_equal(again["acc"], df["acc"])
     assert json.loads(path.read_text())["format"] == X.ResultCache.FORMAT
-    assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]  # no temporary files left behind
+    # no temporary files left behind: the cache and its lock file (which stays: removing it would race)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.json.lock", "cache.json"]
     other = X.run_grid([2], [1.0], [("probe", 4)], seeds=[0], config=X.RunConfig(**{**TINY.__dict__,
                                                                                        "probe_epochs": 5}),
                        cache=reread, progress=False)
@@ -199,9 +202,11 @@ def test_grid_is_tidy_and_cache_is_reused(tmp_path):
 def test_cache_never_overwrites_a_foreign_file(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text('{"my": "data"}')
-    with pytest.raises(ValueError, match="not a transferlab result cache"):
+    with pytest.warns(UserWarning, match="not a transferlab result cache") as caught:
         X.ResultCache(path)
-    assert path.read_text() == '{"my": "data"}'
+    (aside,) = tmp_path.glob("mine.json.not-a-cache-*")
+    assert aside.read_text() == '{"my": "data"}'  # the foreign data is kept, byte for byte
+    assert str(path) in str(caught[0].message) and str(aside) in str(caught[0].message)
     with pytest.raises(KeyError, match="lacks 'seed'"):
         X.ResultCache(None).put(dict(config="x", n_per_class=1, similarity=1.0, strategy="probe", k=4))
 
@@ -271,9 +276,161 @@ def test_real_targets_run_on_an_image_folder_at_the_models_config(tmp_path, monk
     again = X.run_grid([4], [target], ["probe", ("freeze", 0)], seeds=[0], config=cfg, cache=X.ResultCache(
         tmp_path / "cache.json"), progress=False)
     assert again["cached"].all() and again["acc"].tolist() == df["acc"].tolist()
-    task = X._task(4, target, 0, 2, 32, X._model_cfg(TIMM_NAME))
+    task = X.target_task(4, target, 0, config=cfg)  # cfg: 2 test images per class, image_size 32 (the world's)
     assert task.num_classes == 3 and task.image_size == 160  # the model's input size, not the world's 32 px
+    assert X.data_config(TIMM_NAME)["input_size"][-1] == 160
     with pytest.raises(ValueError, match="real dataset"):
         X.run_one(4, "imagenet", "probe", config=cfg)
     with pytest.raises(ValueError, match="as a number"):
         X.run_one(4, "world", "probe", config=cfg)
+
+
+# ----------------------------------------------------------------------------------------------- random state
+# (strategy, k, seed) -> (acc, train_acc) of run_one(3, 0.5, ...) with TINY on the CPU, recorded with the code as it
+# was before runs drew their numbers inside device.seeded (when fit reseeded the global torch generator).
+RECORDED = {
+    ("probe", None, 0): (0.5249999761581421, 0.8666666746139526),
+    ("freeze", 1, 0): (0.125, 0.3333333333333333),
+    ("scratch", 0, 1): (0.1, 0.7666666666666667),
+    ("head-first", 1, 1): (0.425, 0.06666666666666667),
+    ("discriminative-lr", 0, 0): (0.25, 0.3333333333333333),
+}
+
+
+def test_seeds_give_the_numbers_they_gave_before():
+    torch.manual_seed(123)  # the caller's state plays no part
+    for (strategy, k, seed), (acc, train_acc) in RECORDED.items():
+        row = X.run_one(3, 0.5, strategy, k, seed=seed, config=TINY, device="cpu")
+        assert (row["acc"], row["train_acc"]) == (acc, train_acc), (strategy, k, seed)
+
+
+def _random_states():
+    return torch.random.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+def _assert_same_states(before, after):
+    assert torch.equal(before[0], after[0]), "the torch generator moved"
+    assert before[1][0] == after[1][0] and np.array_equal(before[1][1], after[1][1]) and before[1][2:] == after[1][2:]
+    assert before[2] == after[2], "Python's random generator moved"
+
+
+def test_runs_leave_the_callers_random_state_alone():
+    X.clear_caches()  # zoo weights and tasks are read inside the calls below, as in a fresh process
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    before = _random_states()
+    X.build_model(TINY, seed=3)
+    X.build_model(TINY, pretrained=False, seed=3)
+    X.run_one(3, 0.5, "freeze", 2, seed=1, config=TINY)
+    X.run_one(3, 0.5, "head-first", 0, seed=1, config=TINY)
+    X.run_grid(2, 1.0, ["scratch", "probe"], seeds=[0], config=TINY, progress=False)
+    X.make_recompute(TINY, X.ResultCache(None))(2, 0.0, "discriminative-lr", None, 0)
+    _assert_same_states(before, _random_states())
+    expected = torch.rand(3), np.random.rand(3), random.random()
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]
+
+
+def test_clear_caches_empties_every_in_memory_cache():
+    task = X.target_task(2, 0.25, 0, config=TINY)
+    assert X.target_task(2, 0.25, 0, config=TINY) is task  # kept in memory
+    X.build_model(TINY)
+    X.stages_of(TINY)
+    X.data_config(TINY.model)
+    dropped = X.clear_caches()
+    assert {"zoo weights", "stage names", "data configs", "world tasks", "real tasks"} <= set(dropped)
+    assert all(dropped[name] >= 1 for name in ("zoo weights", "stage names", "data configs", "world tasks"))
+    assert set(X.clear_caches().values()) == {0}  # nothing is left
+    assert X.target_task(2, 0.25, 0, config=TINY) is not task  # built again
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def test_single_values_and_numpy_integers_are_accepted():
+    df = X.run_grid(np.int64(2), 0.5, "scratch", seeds=np.int64(0), config=TINY, progress=False)
+    assert df[["n_per_class", "similarity", "strategy", "k", "seed"]].values.tolist() == [[2, 0.5, "scratch", 0, 0]]
+    row = X.run_one(np.int64(3), np.float32(0.5), "freeze", np.int64(1), np.int64(0), config=TINY)
+    assert (row["acc"], row["train_acc"]) == RECORDED[("freeze", 1, 0)]
+    assert type(row["n_per_class"]) is int and type(row["k"]) is int and type(row["seed"]) is int
+    # a dataset's name is one point of the axis (not four letters); the cached row spares the download
+    cache = X.ResultCache(None)
+    cache.put(dict(config=TINY.fingerprint(), n_per_class=2, similarity="pets", strategy="probe", k=4, seed=0,
+                   acc=0.5, seconds=0.0))
+    pets = X.run_grid(2, "pets", ("probe", 4), seeds=0, config=TINY, cache=cache, progress=False)
+    assert pets["similarity"].tolist() == ["pets"] and pets["cached"].all()
+    assert X.make_recompute(TINY, cache)(np.int64(2), "pets", "probe", np.int64(4), np.int64(0))["cached"]
+    assert X.RunConfig(batch_size=np.int64(16)).fingerprint() == X.RunConfig(batch_size=16).fingerprint()
+    assert X.as_plan(["probe", ("freeze", np.int64(2))], 4) == [("probe", 4), ("freeze", 2)]
+
+
+def test_bad_grid_input_is_named():
+    with pytest.raises(KeyError, match="no strategy named 'scratc'. Did you mean 'scratch'"):
+        X.run_grid(2, 0.5, [("probe", 4), "scratc"], seeds=0, config=TINY, progress=False)
+    with pytest.raises(KeyError, match="Did you mean 'freeze'"):
+        X.make_recompute(TINY, X.ResultCache(None))(2, 0.5, "freez", 1, 0)
+    with pytest.raises(KeyError, match="Did you mean 'probe'"):
+        X.strategy_label("prob", 4, STAGES)
+    with pytest.raises(TypeError, match=r"a strategy name or a \(name, k\) pair, got 3"):
+        X.run_grid(2, 0.5, [3], seeds=0, config=TINY, progress=False)
+    with pytest.raises(ValueError, match="plan is empty"):
+        X.run_grid(2, 0.5, [], seeds=0, config=TINY, progress=False)
+    with pytest.raises(ValueError, match="sizes is empty"):
+        X.run_grid([], 0.5, "probe", config=TINY, progress=False)
+    with pytest.raises(ValueError, match="n_per_class must be an integer >= 1, got 2.5"):
+        X.run_grid(2.5, 0.5, "probe", config=TINY, progress=False)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        X.run_grid(2, 0.5, "probe", seeds=[0, -1], config=TINY, progress=False)
+    with pytest.raises(ValueError, match="similarity must be a number in"):
+        X.run_grid(2, [0.5, 2.0], "probe", config=TINY, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------- cache files
+def _put_rows(path, worker, n_rows, start):
+    cache = X.ResultCache(path)
+    start.wait()
+    for i in range(n_rows):
+        cache.put(dict(config="c", n_per_class=1 + i, similarity=0.5, strategy="probe", k=4, seed=worker,
+                       acc=i / n_rows, seconds=0.0))
+
+
+def test_processes_writing_at_once_lose_no_row(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    path, n_rows = tmp_path / "shared.json", 25
+    start = ctx.Event()
+    workers = [ctx.Process(target=_put_rows, args=(path, w, n_rows, start)) for w in range(3)]
+    for p in workers:
+        p.start()
+    start.set()
+    for p in workers:
+        p.join(120)
+    assert [p.exitcode for p in workers] == [0, 0, 0]
+    cache = X.ResultCache(path)
+    assert len(cache) == 3 * n_rows
+    assert all(cache.get("c", 1 + i, 0.5, "probe", 4, w) is not None for w in range(3) for i in range(n_rows))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".shared.json.lock", "shared.json"]
+
+
+@pytest.mark.parametrize("content", [b"\x00\xffnot json", b"[1, 2]", b'{"format": "transferlab-results/9", "rows": []}',
+                                     b'{"format": "transferlab-results/1", "rows": {"a": 1}}',
+                                     b'{"format": "transferlab-results/1", "rows": [{"acc": 0.5}]}'])
+def test_a_file_that_is_not_a_cache_is_kept_aside(tmp_path, content):
+    path = tmp_path / "results.json"
+    path.write_bytes(content)
+    with pytest.warns(UserWarning, match="not a transferlab result cache") as caught:
+        cache = X.ResultCache(path)
+    assert str(path) in str(caught[0].message)
+    (aside,) = tmp_path.glob("results.json.not-a-cache-*")
+    assert aside.read_bytes() == content and len(cache) == 0
+    cache.put(dict(config="c", n_per_class=1, similarity=0.5, strategy="probe", k=4, seed=0, acc=0.5))
+    assert len(X.ResultCache(path)) == 1 and aside.read_bytes() == content
+
+
+def test_a_foreign_file_written_after_opening_is_kept_aside_too(tmp_path):
+    path = tmp_path / "results.json"
+    cache = X.ResultCache(path)
+    path.write_text("my notes")
+    with pytest.warns(UserWarning, match="kept aside"):
+        cache.put(dict(config="c", n_per_class=1, similarity=0.5, strategy="probe", k=4, seed=0, acc=0.5))
+    (aside,) = tmp_path.glob("results.json.not-a-cache-*")
+    assert aside.read_text() == "my notes" and len(X.ResultCache(path)) == 1

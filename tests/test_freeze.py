@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -336,20 +337,21 @@ def test_adamw_moves_frozen_weights_when_grads_are_zeroed_not_none():
 def test_check_frozen_finds_each_kind_of_mistake():
     m = KitNet(10, widths=(8, 16))
     fz.freeze_by_names(m, "stem")
-    assert fz.check_frozen(m, "stem", verbose=False) == []
-    assert any("'layer1.0.0.weight' is trainable" in p for p in fz.check_frozen(m, ["stem", "layer1"], verbose=False))
+    assert fz.check_frozen(m, "stem", verbose=False).problems == []
+    assert any("'layer1.0.0.weight' is trainable" in p
+               for p in fz.check_frozen(m, ["stem", "layer1"], verbose=False).problems)
     m.stem[0].weight.requires_grad = True
-    assert fz.check_frozen(m, "stem", verbose=False) == ["'stem.0.weight' is trainable but should be frozen"]
+    assert fz.check_frozen(m, "stem", verbose=False).problems == ["'stem.0.weight' is trainable but should be frozen"]
     m2 = KitNet(10, widths=(8, 16))
     for p in m2.stem.parameters():
         p.requires_grad = False  # parameters frozen by hand, BN statistics not
-    assert fz.check_frozen(m2, "stem", verbose=False) == ["BatchNorm 'stem.1' should have frozen statistics"]
-    assert fz.check_frozen(m2, "stem", bn_stats=False, verbose=False) == []
+    assert fz.check_frozen(m2, "stem", verbose=False).problems == ["BatchNorm 'stem.1' should have frozen statistics"]
+    assert fz.check_frozen(m2, "stem", bn_stats=False, verbose=False).problems == []
     opt = torch.optim.SGD([p for p in m2.parameters() if p.requires_grad], lr=0.1)
     opt.add_param_group({"params": [m2.stem[0].weight]})
-    assert fz.check_frozen(m2, "stem", optimizer=opt, bn_stats=False, verbose=False) == []
+    assert fz.check_frozen(m2, "stem", optimizer=opt, bn_stats=False, verbose=False).problems == []
     opt2 = torch.optim.SGD(list(m2.head.parameters()), lr=0.1)
-    assert len(fz.check_frozen(m2, "stem", optimizer=opt2, bn_stats=False, verbose=False)) > 0
+    assert len(fz.check_frozen(m2, "stem", optimizer=opt2, bn_stats=False, verbose=False).problems) > 0
     with pytest.raises(KeyError):
         fz.check_frozen(m2, "stme")
 
@@ -374,3 +376,48 @@ def test_freeze_stages_takes_a_split_stem_with_the_first_stage():
     assert fz.freeze_stages(m, 1) == ["conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias"]
     assert fz.is_frozen_bn(m.bn1) and m.layer1.weight.requires_grad
     assert fz.freeze_stages(m, 3)[-1] == "layer2.bias" and m.fc.weight.requires_grad
+
+
+# ---------------------------------------------------------------------------------------------- reliability, API
+def test_numpy_integers_and_floats_are_accepted():
+    m = KitNet(10, widths=(8, 16))
+    assert fz.freeze_by_idxs(m, np.int64(0)) == fz.freeze_by_idxs(m, [np.int32(-5)])
+    assert fz.freeze_stages(m, np.int64(2)) == fz.freeze_stages(m, 2)
+    opt = torch.optim.SGD(m.head.parameters(), lr=0.1)
+    fz.unfreeze_by_idxs(m, np.int64(1), optimizer=opt, lr=np.float32(0.01))
+    assert opt.param_groups[1]["lr"] == pytest.approx(0.01) and isinstance(opt.param_groups[1]["lr"], float)
+    with pytest.raises(ValueError, match=r"lr must be a number > 0, got -1"):
+        fz.unfreeze_by_names(m, "stem", lr=-1)
+    with pytest.raises(TypeError, match="k must be an integer, got float 1.0"):
+        fz.freeze_stages(m, 1.0)
+
+
+def test_check_frozen_is_a_check_result():
+    from transferlab.checks import CheckResult
+
+    m = KitNet(10, widths=(8, 16))
+    fz.freeze_by_names(m, "stem")
+    right, wrong = fz.check_frozen(m, "stem"), fz.check_frozen(m, ["stem", "layer1"])
+    assert isinstance(right, CheckResult) and right and repr(right) == "✅ correct"
+    assert not wrong and repr(wrong).startswith("❌ not yet: 'layer1.0.0.weight' is trainable")
+    assert "\n" not in repr(wrong) and f"({len(wrong.problems)} in all)" in repr(wrong)
+
+
+def test_trainable_summary_counts_mixed_bn_modes():
+    m = KitNet(10, widths=(8, 16))
+    fz.freeze_by_names(m, "layer1.0")
+    modes = dict(zip(*fz.trainable_summary(m.train())[["child", "bn_mode"]].values.T, strict=True))
+    assert modes["layer1"] == "mixed (1 stats frozen, 1 train (updates stats))"
+    assert modes["layer2"] == "train (updates stats)" and fz.trainable_summary(m.eval()).bn_mode.iloc[2] == "eval"
+
+
+def test_moved_names_still_import_from_freeze():
+    from transferlab import freeze_methods
+
+    for name in ("FREEZE_METHODS", "FrozenRun", "setup_freeze_method", "saved_activation_bytes", "grad_bytes",
+                 "optimizer_state_bytes"):
+        assert getattr(fz, name) is getattr(freeze_methods, name)
+    from transferlab.freeze import FREEZE_METHODS  # noqa: F401  (the import statement form works too)
+
+    with pytest.raises(AttributeError, match="no attribute 'frozen_methods'"):
+        fz.frozen_methods  # noqa: B018

@@ -91,3 +91,32 @@ def test_timm_stages_cover_the_body_once_and_never_the_head(name):
     drift = WeightDrift()
     drift.stages = {st: [n for n, _ in ps] for st, ps in stage_parameters(m).items()}
     assert set(stage_weight_change(snapshot(m), m, drift.stages)) == set(stages)
+
+
+def test_pretrained_timm_weights_offline_fail_within_seconds(monkeypatch, tmp_path):
+    """Offline, the hub client retries for most of a minute; the kit answers within its timeout, naming the route."""
+    import socket
+    import time
+
+    from transferlab import models
+
+    with socket.socket() as s:  # a port on loopback that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(models, "HUB_TIMEOUT", 2.0)
+    t0 = time.perf_counter()
+    with pytest.raises(OSError, match="fetch_datasets.py --model resnet18.a1_in1k"):
+        models.create_model("resnet18.a1_in1k", 3, pretrained=True)
+    assert time.perf_counter() - t0 < 8
+
+
+def test_create_model_rejects_a_zero_width_layer_and_none():
+    from transferlab.models import create_model
+
+    with pytest.raises(ValueError, match=r"widths\[0\] must be an integer >= 1, got 0"):
+        create_model("kitnet_s", 10, widths=(0,))
+    with pytest.raises(ValueError, match="unknown model None"):
+        create_model(None, 10)

@@ -252,6 +252,22 @@ def test_cuda_matches_cpu():
         assert hscore(f.cuda(), y.cuda()) == pytest.approx(hscore(f, y), rel=1e-7)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_extreme_scales_regression_and_devices_match_cpu():
+    f, y = _data(60, 8, signal=2.0)
+    t = f[:, 0] - f[:, 1]
+    for scale in (1e200, 1e-200):
+        assert logme(scale * f, y, device="cuda") == pytest.approx(logme(f, y), abs=1e-9)
+        assert hscore((scale * f).cuda(), y.cuda()) == pytest.approx(hscore(f, y), rel=1e-7)
+        assert logme(f.cuda(), scale * t.cuda(), regression=True) == pytest.approx(
+            logme(f, scale * t, regression=True), abs=1e-9)
+    r = logme_fit(1e100 * f.cuda(), y.cuda())
+    assert r.alpha.is_cuda and torch.allclose(r.alpha.cpu(), logme_fit(1e100 * f, y).alpha, rtol=1e-7)
+    assert logme(f, y, device=torch.device("cuda:0")) == pytest.approx(logme(f, y), abs=1e-9)
+    with pytest.raises(ValueError, match="does not exist"):
+        logme(f, y, device=f"cuda:{torch.cuda.device_count()}")
+
+
 def test_check_evidence_accepts_right_and_rejects_wrong_answers():
     from transferlab.selection import check_evidence
 
@@ -265,5 +281,266 @@ def test_check_evidence_accepts_right_and_rejects_wrong_answers():
                                     - np.sum(np.log(a + b * sv))) / 2 / n
 
     assert check_evidence(right)
-    with pytest.raises(ValueError, match="N=8, D=20"):
-        check_evidence(forgets_zero_eigenvalues)
+    # check_evidence reports through a CheckResult now (it used to raise ValueError): same place named
+    wrong = check_evidence(forgets_zero_eigenvalues)
+    assert not wrong and "N=8, D=20" in wrong.message
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Degenerate inputs: a clear ValueError or a correct finite number, never NaN
+def _zeros(n, d):
+    return torch.zeros(n, d, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("n,d", [(40, 5), (10, 50)])
+@pytest.mark.parametrize("fn", [logme, logme_naive, lambda f, y, **kw: logme_fit(f, y, **kw).score])
+def test_all_zero_features_raise_instead_of_nan(fn, n, d):
+    y = torch.arange(n) % 3
+    with pytest.raises(ValueError, match="zero in every entry.*expected"):
+        fn(_zeros(n, d), y)
+    with pytest.raises(ValueError, match="zero in every entry"):
+        fn(_zeros(n, d), torch.randn(n, dtype=torch.float64), regression=True)
+
+
+def test_constant_nonzero_features_are_a_bias_column():
+    # LogME has no centring: constant features are one bias direction, a legitimate (if poor) model
+    y = torch.arange(40) % 3
+    const = torch.full((40, 5), 3.0, dtype=torch.float64)
+    assert logme(const, y) == pytest.approx(logme(torch.ones(40, 1, dtype=torch.float64), y), abs=1e-12)
+    assert math.isfinite(logme_naive(const, y))
+
+
+def test_hscore_of_constant_features_raises():
+    y = torch.arange(40) % 3
+    for f in (_zeros(40, 5), torch.full((40, 5), 2.0, dtype=torch.float64)):
+        with pytest.raises(ValueError, match="zero variance in every dimension.*expected"):
+            hscore(f, y)
+
+
+@pytest.mark.parametrize("scores,truth,which", [([1.0, 1.0, 1.0], [0.1, 0.2, 0.3], "scores"),
+                                                ({"a": 0.5, "b": 0.7}, {"a": 0.9, "b": 0.9}, "ground_truth")])
+def test_rank_models_with_a_constant_input_raises(scores, truth, which):
+    with pytest.raises(ValueError, match=f"{which} are all equal.*expected"):
+        rank_models(scores, truth)
+
+
+def test_rank_models_rejects_what_is_not_numbers():
+    with pytest.raises(ValueError, match="numbers"):
+        rank_models({"a": "x", "b": "y"}, {"a": 0.1, "b": 0.2})
+    with pytest.raises(ValueError, match="numbers"):
+        rank_models([True, False], [0.1, 0.2])
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1e-170, 2.0**-1000])
+def test_scores_that_ignore_feature_scale_do_so_at_any_scale(scale):
+    # LogME and H-score are invariant to rescaling the features; F^T F must not overflow or underflow
+    f, y = _data(60, 8, signal=2.0)
+    assert logme(scale * f, y) == pytest.approx(logme(f, y), abs=1e-10)
+    assert logme(scale * f[:10], y[:10]) == pytest.approx(logme(f[:10], y[:10]), abs=1e-10)  # N < D
+    assert logme_naive(scale * f, y) == pytest.approx(logme_naive(f, y), abs=1e-10)
+    assert hscore(scale * f, y) == pytest.approx(hscore(f, y), rel=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e100, 1e-100, 3.0])
+def test_regression_targets_at_any_scale(scale):
+    # y -> c y: the evidence per sample drops by log c (a density of y), alpha and beta scale by 1 / c^2
+    g = torch.Generator().manual_seed(2)
+    f = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    t = f[:, 0] - f[:, 1] + 0.5 * torch.randn(50, generator=g, dtype=torch.float64)
+    base, scaled = logme_fit(f, t, regression=True), logme_fit(f, scale * t, regression=True)
+    assert scaled.score == pytest.approx(base.score - math.log(scale), abs=1e-9)
+    for got, want in ((scaled.beta, base.beta), (scaled.alpha, base.alpha)):  # in logs: scale^2 may overflow
+        assert torch.log(got).item() == pytest.approx(torch.log(want).item() - 2 * math.log(scale), abs=1e-9)
+    assert logme_naive(f, scale * t, regression=True) == pytest.approx(base.score - math.log(scale), abs=1e-8)
+    # beyond float64's range for alpha and beta (1e200^2): the score is still right
+    assert logme(f, 1e200 * t, regression=True) == pytest.approx(base.score - math.log(1e200), abs=1e-9)
+    assert logme(f, 1e-200 * t, regression=True) == pytest.approx(base.score + math.log(1e200), abs=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e100, 1e-100, 2.0**-300])
+def test_alpha_follows_the_features_scale(scale):
+    # F -> c F: the weights shrink by c, so alpha grows by c^2; beta, gamma and the evidence do not move
+    f, y = _data(60, 8, signal=2.0)
+    base, scaled = logme_fit(f, y), logme_fit(scale * f, y)
+    assert torch.allclose(torch.log(scaled.alpha), torch.log(base.alpha) + 2 * math.log(scale), atol=1e-9)
+    assert torch.allclose(scaled.beta, base.beta, rtol=1e-9) and torch.allclose(scaled.gamma, base.gamma, rtol=1e-9)
+
+
+def test_features_that_fit_the_labels_exactly_give_a_finite_boundary_score():
+    y = torch.arange(30) % 3
+    r = logme_fit(_onehot(y), y)
+    assert torch.isfinite(r.evidence).all() and bool(r.at_bound.all())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_every_score_rejects_non_finite_inputs(bad):
+    f, y = _data(30, 4)
+    f_bad = f.clone()
+    f_bad[3, 2] = bad
+    for fn in (logme, logme_naive, hscore, lambda a, b: logme_fit(a, b).score):
+        with pytest.raises(ValueError, match="NaN or inf.*expected finite"):
+            fn(f_bad, y)
+    t_bad = f[:, 0].clone()
+    t_bad[5] = bad
+    for fn in (logme, logme_naive):
+        with pytest.raises(ValueError, match="NaN or inf.*expected finite"):
+            fn(f, t_bad, regression=True)
+    p = f.softmax(1)
+    p[0, 0] = bad
+    with pytest.raises(ValueError, match="finite"):
+        leep(p, y)
+    with pytest.raises(ValueError, match="finite"):
+        rank_models([1.0, bad, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_degenerate_inputs_never_give_nan():
+    # every public score on small and awkward inputs: either a clear ValueError or a finite number
+    g = torch.Generator().manual_seed(4)
+    two = torch.tensor([0, 1])
+    y6 = torch.tensor([0, 0, 1, 1, 2, 2])
+    cases = {
+        "N=2, D=1": lambda: logme(torch.tensor([[1.0], [2.0]]), two),
+        "N=2, D=10": lambda: logme(torch.randn(2, 10, generator=g), two),
+        "one sample per class": lambda: logme(torch.randn(3, 4, generator=g), torch.tensor([0, 1, 2])),
+        "duplicated rows": lambda: logme(torch.ones(6, 3) * torch.randn(1, 3, generator=g), y6),
+        "a single non-zero entry": lambda: logme(torch.zeros(6, 3).index_fill_(0, torch.tensor([0]), 1.0), y6),
+        "constant regression target": lambda: logme(torch.randn(6, 3, generator=g), torch.ones(6), regression=True),
+        "hscore N=2": lambda: hscore(torch.randn(2, 3, generator=g), two),
+        "hscore collinear": lambda: hscore(torch.randn(6, 1, generator=g).repeat(1, 4), y6),
+        "hscore N < D": lambda: hscore(torch.randn(6, 50, generator=g), y6),
+        "leep source class never predicted": lambda: leep(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), two),
+        "leep one source class": lambda: leep(torch.ones(6, 1), y6),
+        "nce one source class": lambda: nce(torch.zeros(6, dtype=torch.long), y6),
+        "rank with ties": lambda: rank_models([1.0, 1.0, 2.0], [0.5, 0.6, 0.7]),
+    }
+    for name, fn in cases.items():
+        try:
+            value = fn()
+        except ValueError:
+            continue
+        assert math.isfinite(value), (name, value)
+
+
+def test_hscore_stays_within_its_bound_on_ill_conditioned_features():
+    g = torch.Generator().manual_seed(6)
+    y = torch.arange(60) % 3
+    base = torch.randn(60, 4, generator=g, dtype=torch.float64)
+    for f in (torch.cat([base, base[:, :1] * (1 + 1e-13)], 1), torch.cat([base, 1e-9 * base[:, :2]], 1),
+              torch.randn(20, 40, generator=g, dtype=torch.float64)):
+        yy = y[:len(f)]
+        assert -1e-9 <= hscore(f, yy) <= min(3 - 1, f.shape[1]) + 1e-9
+
+
+def test_nce_and_leep_name_their_own_inputs_in_errors():
+    with pytest.raises(ValueError, match="source_labels must be 1-D"):
+        nce(torch.tensor(3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="source_labels and targets disagree on N"):
+        nce(torch.tensor([0, 1, 0]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="source_probs and targets disagree on N"):
+        leep(torch.full((4, 2), 0.5), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="source_labels must be integer class labels") as err:
+        nce(torch.tensor([0.0, 1.0]), torch.tensor([0, 1]))
+    assert "regression" not in str(err.value)  # NCE has no regression mode to suggest
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Devices and numbers
+@pytest.mark.parametrize("fn", [logme, logme_naive, hscore, lambda f, y, **kw: logme_fit(f, y, **kw).score])
+def test_unknown_device_is_a_clear_value_error(fn):
+    f, y = _data(30, 4)
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        fn(f, y, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            fn(f, y, device="cuda")
+
+
+def test_numpy_scalars_are_accepted_like_python_numbers():
+    f, y = _data(60, 6)
+    assert logme_fit(f, y, max_iter=np.int64(30), rtol=np.float32(1e-6)).score == pytest.approx(
+        logme_fit(f, y, max_iter=30, rtol=float(np.float32(1e-6))).score, abs=0)
+    assert logme_naive(f, y, max_iter=np.int32(500), rtol=np.float64(1e-9)) == pytest.approx(logme(f, y), abs=1e-8)
+    assert logme(f, f[:, 0], regression=np.bool_(True)) == logme(f, f[:, 0], regression=True)
+    assert rank_models({"a": np.float32(1), "b": np.int64(2)}, {"a": np.float64(0.1), "b": 0.2}) == 1.0
+    from transferlab.selection import check_evidence
+
+    assert not check_evidence(lambda *a: 0.0, seed=np.int64(3))
+
+
+@pytest.mark.parametrize("kw,match", [(dict(max_iter=0), "max_iter"), (dict(max_iter=2.5), "max_iter"),
+                                      (dict(rtol=0.0), "rtol"), (dict(rtol=float("nan")), "rtol"),
+                                      (dict(regression="no"), "regression")])
+def test_bad_options_raise(kw, match):
+    f, y = _data(30, 4)
+    for fn in (logme_fit, logme_naive):
+        if "regression" not in kw or fn is logme_fit:
+            with pytest.raises(ValueError, match=match):
+                fn(f, y, **kw)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Domain-agnostic: features in, a score out
+def test_regression_logme_prefers_features_that_explain_the_target():
+    g = torch.Generator().manual_seed(7)
+    n = 200
+    good = torch.randn(n, 10, generator=g, dtype=torch.float64)
+    target = good @ torch.randn(10, generator=g, dtype=torch.float64) + 0.3 * torch.randn(n, generator=g,
+                                                                                       dtype=torch.float64)
+    bad = torch.randn(n, 10, generator=g, dtype=torch.float64)
+    assert logme(good, target, regression=True) > logme(bad, target, regression=True) + 1.0
+    both = torch.stack([target, -2 * target + 1], 1)  # [N, T]: several targets at once
+    assert logme(good, both, regression=True) > logme(bad, both, regression=True) + 1.0
+    assert logme(good[:8], target[:8], regression=True) > logme(bad[:8], target[:8], regression=True)  # N < D
+
+
+def test_text_like_features_and_labels():
+    # a sentence encoder's output: N < D, low precision, string class labels
+    g = torch.Generator().manual_seed(8)
+    labels = ["neg", "pos", "neutral"] * 10
+    ids = torch.tensor(np.unique(labels, return_inverse=True)[1])
+    emb = torch.randn(30, 768, generator=g) + 2 * torch.nn.functional.one_hot(ids, 768)
+    expect = logme(emb, ids)
+    assert logme(emb, labels) == pytest.approx(expect, abs=1e-12)
+    assert logme(emb, np.array(labels)) == pytest.approx(expect, abs=1e-12)
+    assert hscore(emb, labels) == pytest.approx(hscore(emb, ids), abs=1e-12)
+    assert nce(np.array(["x", "y", "x"] * 10), labels) == pytest.approx(nce(torch.tensor([0, 1, 0] * 10), ids))
+    assert math.isfinite(logme(emb.bfloat16(), ids))
+    assert math.isfinite(logme(emb.numpy().astype(np.float16), ids.numpy()))
+    probs = torch.randn(30, 50, generator=g).softmax(1)
+    assert leep(probs.bfloat16(), labels) == pytest.approx(leep(probs, labels), abs=0.02)  # rows off by ~1e-3
+    with pytest.raises(ValueError, match="pool"):
+        logme(emb.reshape(30, 12, 64), ids)  # token-level features [N, T, D]: pool them first
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The exercise check
+def test_check_evidence_returns_a_check_result():
+    from transferlab.checks import CheckResult
+    from transferlab.selection import check_evidence
+
+    ok = check_evidence(lambda f, y, a, b: _evidence_marginal(f, y, a, b))
+    assert isinstance(ok, CheckResult) and ok and "N=8, D=20" in ok.message
+    for fn, match in [(lambda *a: None, "returned None"), (lambda *a: float("nan"), "nan"),
+                      (lambda *a: "x", "number"), (lambda *a: 1.0, "expected")]:
+        r = check_evidence(fn)
+        assert isinstance(r, CheckResult) and not r and match in r.message, r.message
+    with pytest.raises(TypeError, match="callable"):
+        check_evidence(1.0)
+
+
+def test_no_public_function_moves_the_callers_random_state():
+    import random
+
+    from transferlab.selection import check_evidence
+
+    f, y = _data(40, 6)
+    calls = [lambda: logme(f, y), lambda: logme_fit(f, y), lambda: logme_naive(f, y), lambda: hscore(f, y),
+             lambda: leep(f.softmax(1), y), lambda: nce(f.argmax(1), y), lambda: rank_models([1, 2, 3], [1, 3, 2]),
+             lambda: check_evidence(lambda f_, y_, a, b: _evidence_marginal(f_, y_, a, b)),
+             lambda: check_evidence(lambda *a: 0.0, seed=5)]
+    torch.manual_seed(11), np.random.seed(11), random.seed(11)
+    for call in calls:
+        states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+        call()
+        assert torch.equal(torch.get_rng_state(), states[0])
+        assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]

@@ -6,15 +6,16 @@
    optimizer state is kept for them, and autograd saves fewer activations);
 2. its **BatchNorm running statistics** stop changing: no ``requires_grad`` flag, ``torch.no_grad()`` or
    optimizer choice does that; only eval mode does, and ``model.train()`` undoes a one-off ``.eval()``.
-   With ``freeze_bn_stats=True`` (the default) every BatchNorm layer inside a frozen module gets a forward
-   pre-hook that puts it in eval mode right before each of its forwards, so it normalises with its stored
+   With ``freeze_bn_stats=True`` (the default) every BatchNorm layer inside a frozen module gets the policy
+   ``"frozen"`` of :mod:`transferlab.bn_pin` (the kit's one BatchNorm pin, re-exported here): a forward
+   pre-hook puts the layer in eval mode right before each of its forwards, so it normalises with its stored
    statistics and leaves ``running_mean``, ``running_var`` and ``num_batches_tracked`` bitwise unchanged,
-   whatever ``model.train()`` calls happen later, until the module is unfrozen (which removes the hook and
-   gives the layer the mode of the model again).
+   whatever ``model.train()`` calls happen later, until the module is unfrozen (which clears the policy and
+   gives the layer the mode of the model again). :func:`bn_mode`, :func:`trainable_summary` and
+   :func:`check_frozen` read that policy, so they report what the next forward does.
 
-Lesson 02 writes out the four ways PyTorch code freezes a layer and measures them; :data:`FREEZE_METHODS`
-and :func:`setup_freeze_method` hold the same four as reference implementations for the tests and the
-benchmark.
+Lesson 02's four freeze methods and the memory probes are in :mod:`transferlab.freeze_methods` (their names
+stay importable from here).
 
 Examples
 --------
@@ -24,86 +25,51 @@ Examples
 >>> names = freeze_by_names(m, ["stem", "layer1"])
 >>> names[:2]
 ['stem.0.weight', 'stem.1.weight']
->>> _ = m.train(); m.stem[1].training   # model.train() flips it, the pre-hook flips it back at each forward
-True
->>> _ = m(torch.zeros(2, 3, 16, 16)); m.stem[1].training
+>>> _ = m.train(); m.stem[1].training, bn_mode(m.stem[1])   # the flag says train, the policy decides
+(True, 'running stats (frozen)')
+>>> _ = m(torch.zeros(2, 3, 16, 16)); m.stem[1].training     # the pre-hook set eval before the forward
 False
->>> unfreeze_by_names(m, "stem")[:1]
-['stem.0.weight']
+>>> unfreeze_by_names(m, "stem")[:1], bn_mode(m.stem[1])
+(['stem.0.weight'], 'batch stats, updates running stats')
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import numbers
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from ._validate import as_float
+from .bn_pin import (
+    BN_POLICIES,
+    BNBehaviour,
+    bn_behaviour,
+    bn_mode,
+    bn_policy,
+    frozen_bn_names,
+    is_batchnorm,
+    is_frozen_bn,
+    set_bn_policy,
+)
+from .checks import CheckResult
+
+if TYPE_CHECKING:  # pandas is imported when a summary is made, not with the module
+    import pandas as pd
 
 __all__ = [
-    "freeze_by_names",
-    "unfreeze_by_names",
-    "freeze_by_idxs",
-    "unfreeze_by_idxs",
-    "freeze_stages",
-    "unfreeze_all",
-    "trainable_summary",
-    "check_frozen",
-    "is_frozen_bn",
-    "frozen_bn_names",
-    "child_names",
-    "FREEZE_METHODS",
-    "FrozenRun",
-    "setup_freeze_method",
-    "saved_activation_bytes",
-    "grad_bytes",
-    "optimizer_state_bytes",
-]
-
-_MARK = "_transferlab_bn_frozen"
-
-
-# ---------------------------------------------------------------------------------------------- BN pinning
-def _pin_eval(module: nn.Module, args):
-    """Forward pre-hook: a frozen BN layer normalises with its stored statistics and does not update them."""
-    if getattr(module, _MARK, False):
-        module.training = False
-
-
-def _pin_bn(bn: _BatchNorm) -> None:
-    setattr(bn, _MARK, True)
-    if not any(h is _pin_eval for h in bn._forward_pre_hooks.values()):
-        bn.register_forward_pre_hook(_pin_eval)
-    bn.training = False
-
-
-def _unpin_bn(bn: _BatchNorm, training: bool) -> None:
-    if hasattr(bn, _MARK):
-        delattr(bn, _MARK)
-    for key in [k for k, h in bn._forward_pre_hooks.items() if h is _pin_eval]:
-        del bn._forward_pre_hooks[key]
-    bn.training = training
-
-
-def is_frozen_bn(module: nn.Module) -> bool:
-    """True if ``module`` is a BatchNorm layer whose running statistics are pinned by :func:`freeze_by_names`.
-
-    Examples
-    --------
-    >>> bn = nn.BatchNorm1d(3); is_frozen_bn(bn)
-    False
-    >>> _ = freeze_by_names(nn.Sequential(bn), "0"); is_frozen_bn(bn)
-    True
-    """
-    return isinstance(module, _BatchNorm) and bool(getattr(module, _MARK, False))
-
-
-def frozen_bn_names(model: nn.Module) -> list[str]:
-    """Names of the BatchNorm layers in ``model`` whose running statistics are pinned."""
-    return [name for name, mod in model.named_modules() if is_frozen_bn(mod)]
+    # the BatchNorm pin, from transferlab.bn_pin
+    "BN_POLICIES", "is_batchnorm", "bn_policy", "set_bn_policy", "BNBehaviour", "bn_behaviour", "bn_mode",
+    "is_frozen_bn", "frozen_bn_names",
+    # selecting, freezing, reporting
+    "Selection", "select_modules", "child_names",
+    "freeze_by_names", "unfreeze_by_names", "freeze_by_idxs", "unfreeze_by_idxs", "freeze_stages", "unfreeze_all",
+    "trainable_summary", "FreezeCheck", "check_frozen",
+]  # and, importable from here through __getattr__ below, the names that moved to transferlab.freeze_methods
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -118,7 +84,7 @@ def child_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_children()]
 
 
-def _as_names(names) -> list[str]:
+def _as_names(names: str | Iterable[str]) -> list[str]:
     if isinstance(names, str):
         return [names]
     if not isinstance(names, Iterable):
@@ -126,7 +92,7 @@ def _as_names(names) -> list[str]:
     out = list(names)
     for n in out:
         if not isinstance(n, str):
-            hint = " (to select children by position use freeze_by_idxs)" if isinstance(n, int) else ""
+            hint = " (to select children by position use freeze_by_idxs)" if isinstance(n, numbers.Integral) else ""
             raise TypeError(f"names must be strings, got {type(n).__name__} {n!r}{hint}")
     return out
 
@@ -137,12 +103,10 @@ def _resolve(model: nn.Module, name: str) -> nn.Module:
         with contextlib.suppress(AttributeError):  # not there: fall through to the error that lists what is
             return model.get_submodule(name)
     modules = [n for n, _ in model.named_modules() if n]
-    params = {n for n, _ in model.named_parameters()}
     msg = f"no module named {name!r} in {type(model).__name__}"
-    if name in params:
-        owner = name.rpartition(".")[0]
-        msg += (f": {name!r} is a parameter; freeze its module {owner!r} so that weight and bias are frozen "
-                f"together")
+    if name in {n for n, _ in model.named_parameters()}:
+        msg += (f": {name!r} is a parameter; freeze its module {name.rpartition('.')[0]!r} so that weight and bias "
+                f"are frozen together")
     close = difflib.get_close_matches(name, modules, n=1, cutoff=0.5)
     if close:
         msg += f"; did you mean {close[0]!r}?"
@@ -154,15 +118,50 @@ def _resolve(model: nn.Module, name: str) -> nn.Module:
     raise KeyError(msg)
 
 
-def _collect(model: nn.Module, names: Iterable[str]) -> tuple[list[nn.Module], list[str], list[nn.Parameter]]:
+class Selection(NamedTuple):
+    """What :func:`select_modules` found: the modules, and the parameters below them (each once, in model order)."""
+
+    modules: list[nn.Module]
+    param_names: list[str]
+    params: list[nn.Parameter]
+
+
+def select_modules(model: nn.Module, names: str | Iterable[str]) -> Selection:
+    """The submodules ``names`` of ``model`` and the parameters below them; every name is checked first.
+
+    Examples
+    --------
+    >>> select_modules(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), "0").param_names
+    ['0.weight', '0.bias']
+    """
     mods = [_resolve(model, n) for n in _as_names(names)]
     ids = {id(p) for m in mods for p in m.parameters()}
     named = [(n, p) for n, p in model.named_parameters() if id(p) in ids]
-    return mods, [n for n, _ in named], [p for _, p in named]
+    return Selection(mods, [n for n, _ in named], [p for _, p in named])
 
 
-# ---------------------------------------------------------------------------------------------- by name
-def freeze_by_names(model: nn.Module, names, *, freeze_bn_stats: bool = True) -> list[str]:
+def _as_index(i: int, what: str) -> int:
+    if isinstance(i, bool) or not isinstance(i, numbers.Integral):  # NumPy integers are integers too
+        raise TypeError(f"{what} must be an integer, got {type(i).__name__} {i!r}")
+    return int(i)
+
+
+def _names_from_idxs(model: nn.Module, idxs: int | Iterable[int]) -> list[str]:
+    children = child_names(model)
+    single = isinstance(idxs, numbers.Integral) and not isinstance(idxs, bool)
+    if not single and (not isinstance(idxs, Iterable) or isinstance(idxs, str)):
+        raise TypeError(f"idxs must be an int or an iterable of int, got {type(idxs).__name__} {idxs!r}")
+    n, out = len(children), []
+    for i in [_as_index(v, "each index") for v in ([idxs] if single else idxs)]:
+        if not -n <= i < n:
+            raise IndexError(f"child index {i} is out of range: {type(model).__name__} has {n} children "
+                             f"{children}, valid indices are {-n}..{n - 1}")
+        out.append(children[i % n])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- freeze, unfreeze
+def freeze_by_names(model: nn.Module, names: str | Iterable[str], *, freeze_bn_stats: bool = True) -> list[str]:
     """Freeze every parameter below the named submodules; returns the frozen parameter names.
 
     Parameters
@@ -172,8 +171,8 @@ def freeze_by_names(model: nn.Module, names, *, freeze_bn_stats: bool = True) ->
         Child names (``"stem"``) or dotted paths (``"layer1.0"``). An unknown name raises ``KeyError``
         whose message lists the valid names and the closest match; nothing is frozen then.
     freeze_bn_stats : bool
-        Also pin the BatchNorm layers inside the frozen modules: they normalise with their running
-        statistics and never update them, across later ``model.train()`` calls, until unfrozen.
+        Also give the BatchNorm layers inside the frozen modules the policy ``"frozen"``: they normalise with
+        their running statistics and never update them, across later ``model.train()`` calls, until unfrozen.
 
     Returns
     -------
@@ -188,22 +187,20 @@ def freeze_by_names(model: nn.Module, names, *, freeze_bn_stats: bool = True) ->
     >>> [p.requires_grad for p in m.parameters()]
     [False, False, False, False, True, True]
     """
-    mods, pnames, params = _collect(model, names)  # validates every name before changing anything
-    for p in params:
+    sel = select_modules(model, names)  # validates every name before changing anything
+    for p in sel.params:
         p.requires_grad_(False)
     if freeze_bn_stats:
-        for mod in mods:
-            for sub in mod.modules():
-                if isinstance(sub, _BatchNorm):
-                    _pin_bn(sub)
-    return pnames
+        for mod in sel.modules:
+            set_bn_policy(mod, "frozen")
+    return sel.param_names
 
 
-def unfreeze_by_names(model: nn.Module, names, *, optimizer: torch.optim.Optimizer | None = None,
+def unfreeze_by_names(model: nn.Module, names: str | Iterable[str], *, optimizer: torch.optim.Optimizer | None = None,
                       lr: float | None = None) -> list[str]:
     """Make every parameter below the named submodules trainable again; returns their names.
 
-    BatchNorm layers below them are unpinned and take the model's current mode (``model.training``).
+    BatchNorm layers below them lose their policy and take the model's current mode (``model.training``).
 
     Parameters
     ----------
@@ -224,47 +221,23 @@ def unfreeze_by_names(model: nn.Module, names, *, optimizer: torch.optim.Optimiz
     >>> unfreeze_by_names(m, "0", optimizer=opt), len(opt.param_groups)
     (['0.weight', '0.bias'], 2)
     """
-    if lr is not None and not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    mods, pnames, params = _collect(model, names)
-    for p in params:
+    lr = None if lr is None else as_float("lr", lr, min=0, min_open=True)
+    sel = select_modules(model, names)
+    for p in sel.params:
         p.requires_grad_(True)
-    for mod in mods:
-        for sub in mod.modules():
-            if isinstance(sub, _BatchNorm):
-                _unpin_bn(sub, model.training)
+    for mod in sel.modules:
+        set_bn_policy(mod, None, training=model.training)
     if optimizer is not None:
         held = {id(p) for g in optimizer.param_groups for p in g["params"]}
-        new = [p for p in params if id(p) not in held]
+        new = [p for p in sel.params if id(p) not in held]
         if new:
             for p in new:
                 optimizer.state.pop(p, None)
-            group = {"params": new}
-            if lr is not None:
-                group["lr"] = lr
-            optimizer.add_param_group(group)
-    return pnames
+            optimizer.add_param_group({"params": new} if lr is None else {"params": new, "lr": lr})
+    return sel.param_names
 
 
-# ---------------------------------------------------------------------------------------------- by index
-def _names_from_idxs(model: nn.Module, idxs) -> list[str]:
-    children = child_names(model)
-    idx_list = [idxs] if isinstance(idxs, int) and not isinstance(idxs, bool) else idxs
-    if not isinstance(idx_list, Iterable) or isinstance(idx_list, str):
-        raise TypeError(f"idxs must be an int or an iterable of int, got {type(idxs).__name__} {idxs!r}")
-    out = []
-    n = len(children)
-    for i in idx_list:
-        if isinstance(i, bool) or not isinstance(i, int):
-            raise TypeError(f"indices must be integers, got {type(i).__name__} {i!r}")
-        if not -n <= i < n:
-            raise IndexError(f"child index {i} is out of range: {type(model).__name__} has {n} children "
-                             f"{children}, valid indices are {-n}..{n - 1}")
-        out.append(children[i % n])
-    return out
-
-
-def freeze_by_idxs(model: nn.Module, idxs, *, freeze_bn_stats: bool = True) -> list[str]:
+def freeze_by_idxs(model: nn.Module, idxs: int | Iterable[int], *, freeze_bn_stats: bool = True) -> list[str]:
     """Freeze children of ``model`` by position (negative counts from the end); see :func:`freeze_by_names`.
 
     Examples
@@ -276,7 +249,7 @@ def freeze_by_idxs(model: nn.Module, idxs, *, freeze_bn_stats: bool = True) -> l
     return freeze_by_names(model, _names_from_idxs(model, idxs), freeze_bn_stats=freeze_bn_stats)
 
 
-def unfreeze_by_idxs(model: nn.Module, idxs, *, optimizer: torch.optim.Optimizer | None = None,
+def unfreeze_by_idxs(model: nn.Module, idxs: int | Iterable[int], *, optimizer: torch.optim.Optimizer | None = None,
                      lr: float | None = None) -> list[str]:
     """Unfreeze children of ``model`` by position; see :func:`unfreeze_by_names`.
 
@@ -289,7 +262,6 @@ def unfreeze_by_idxs(model: nn.Module, idxs, *, optimizer: torch.optim.Optimizer
     return unfreeze_by_names(model, _names_from_idxs(model, idxs), optimizer=optimizer, lr=lr)
 
 
-# ---------------------------------------------------------------------------------------------- by stage
 def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> list[str]:
     """Freeze the first ``k`` stages of ``transferlab.models.stage_names(model)``; the head never.
 
@@ -310,8 +282,7 @@ def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> 
 
     groups = stage_groups(model)
     stages = list(groups)
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an integer, got {type(k).__name__} {k!r}")
+    k = _as_index(k, "k")
     if not 0 <= k <= len(stages):
         raise IndexError(f"k={k} is out of range: {type(model).__name__} has {len(stages)} stages {stages}, "
                          f"so k must be in 0..{len(stages)}")
@@ -327,36 +298,37 @@ def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> 
 
 def unfreeze_all(model: nn.Module, *, optimizer: torch.optim.Optimizer | None = None,
                  lr: float | None = None) -> list[str]:
-    """Unfreeze every parameter and unpin every BatchNorm layer of ``model``; returns all parameter names.
+    """Unfreeze every parameter and clear every BatchNorm policy of ``model``; returns all parameter names.
 
     Examples
     --------
-    >>> m = nn.Sequential(nn.Linear(2, 3)); _ = freeze_by_idxs(m, 0); unfreeze_all(m)
+    >>> m = nn.Sequential(nn.Linear(3, 3)); _ = freeze_by_idxs(m, 0); unfreeze_all(m)
     ['0.weight', '0.bias']
     """
     return unfreeze_by_names(model, child_names(model), optimizer=optimizer, lr=lr) if child_names(model) else []
 
 
-# ---------------------------------------------------------------------------------------------- summary
-def _bn_mode(module: nn.Module) -> str:
-    bns = [m for m in module.modules() if isinstance(m, _BatchNorm)]
-    if not bns:
+# ---------------------------------------------------------------------------------------------- summary, check
+_SHORT = {"running stats (frozen)": "stats frozen", "batch stats, updates running stats": "train (updates stats)",
+          "running stats (eval)": "eval", "batch stats, running stats frozen (old Keras)": "old Keras"}
+
+
+def _bn_summary(module: nn.Module) -> str:
+    modes = [_SHORT.get(bn_mode(m), bn_mode(m)) for m in module.modules() if is_batchnorm(m)]
+    if not modes:
         return "-"
-    pinned = sum(is_frozen_bn(m) for m in bns)
-    if pinned == len(bns):
-        return "stats frozen"
-    if pinned:
-        return f"mixed ({pinned}/{len(bns)} frozen)"
-    training = {m.training for m in bns}
-    return "train (updates stats)" if training == {True} else "eval" if training == {False} else "mixed train/eval"
+    if len(set(modes)) == 1:
+        return modes[0]
+    return "mixed (" + ", ".join(f"{modes.count(s)} {s}" for s in dict.fromkeys(modes)) + ")"
 
 
-def trainable_summary(model: nn.Module):
+def trainable_summary(model: nn.Module) -> pd.DataFrame:
     """A table, one row per child of ``model`` plus a total: parameters, trainable, frozen, BatchNorm mode.
 
     Returns a ``pandas.DataFrame`` with columns ``child, type, params, trainable, frozen, bn_layers, bn_mode``.
-    ``bn_mode`` is ``"stats frozen"`` (pinned by :func:`freeze_by_names`), ``"train (updates stats)"``,
-    ``"eval"``, a mix, or ``"-"`` when the child has no BatchNorm layer.
+    ``bn_mode`` says what the child's BatchNorm layers do in the next forward (:func:`bn_mode`), shortened:
+    ``"stats frozen"``, ``"train (updates stats)"``, ``"eval"``, ``"old Keras"``, a count of each when they
+    differ, or ``"-"`` when the child has no BatchNorm layer.
 
     Examples
     --------
@@ -366,41 +338,49 @@ def trainable_summary(model: nn.Module):
     """
     import pandas as pd
 
-    rows = []
-    for name, child in model.named_children():
-        params = list(child.parameters())
-        n_train = sum(p.numel() for p in params if p.requires_grad)
-        n_all = sum(p.numel() for p in params)
-        rows.append(dict(child=name, type=type(child).__name__, params=n_all, trainable=n_train,
-                         frozen=n_all - n_train, bn_layers=sum(isinstance(m, _BatchNorm) for m in child.modules()),
-                         bn_mode=_bn_mode(child)))
-    params = list(model.parameters())  # deduplicated: shared weights count once
-    n_train = sum(p.numel() for p in params if p.requires_grad)
-    n_all = sum(p.numel() for p in params)
-    rows.append(dict(child="total", type=type(model).__name__, params=n_all, trainable=n_train,
-                     frozen=n_all - n_train, bn_layers=sum(isinstance(m, _BatchNorm) for m in model.modules()),
-                     bn_mode=_bn_mode(model)))
+    def row(name, mod, params):
+        n_train, n_all = sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+        return dict(child=name, type=type(mod).__name__, params=n_all, trainable=n_train, frozen=n_all - n_train,
+                    bn_layers=sum(map(is_batchnorm, mod.modules())), bn_mode=_bn_summary(mod))
+
+    rows = [row(name, child, list(child.parameters())) for name, child in model.named_children()]
+    rows.append(row("total", model, list(model.parameters())))  # deduplicated: shared weights count once
     return pd.DataFrame(rows)
 
 
-def check_frozen(model: nn.Module, names, *, optimizer: torch.optim.Optimizer | None = None,
-                 bn_stats: bool = True, verbose: bool = True) -> list[str]:
-    """Exercise check: exactly the modules ``names`` are frozen in ``model``; returns the problems found.
+class FreezeCheck(CheckResult):
+    """A :class:`transferlab.checks.CheckResult` that also lists every problem found (``.problems``, empty if right)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        more = f"; ... ({len(self.problems)} in all)" if len(self.problems) > 5 else ""
+        shown = "; ".join(self.problems[:5]) + more
+        super().__init__(not self.problems, "correct" if not self.problems else f"not yet: {shown}")
+
+
+def check_frozen(model: nn.Module, names: str | Iterable[str], *, optimizer: torch.optim.Optimizer | None = None,
+                 bn_stats: bool = True, verbose: bool = False) -> FreezeCheck:
+    """Exercise check: exactly the modules ``names`` are frozen in ``model``.
 
     Checks that every parameter below ``names`` has ``requires_grad=False`` and every other one ``True``;
-    with ``bn_stats=True`` that exactly the BatchNorm layers below ``names`` are pinned; with an
-    ``optimizer`` that it holds every trainable parameter exactly once. An empty list means correct.
+    with ``bn_stats=True`` that exactly the BatchNorm layers below ``names`` have the policy ``"frozen"``; with
+    an ``optimizer`` that it holds every trainable parameter exactly once.
+
+    Returns
+    -------
+    FreezeCheck
+        Truthy when right; shows itself as one line in a notebook; ``.problems`` lists what is wrong.
+        ``verbose=True`` also prints that line (for scripts).
 
     Examples
     --------
     >>> m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)); _ = freeze_by_idxs(m, 0)
-    >>> check_frozen(m, "0", verbose=False)
-    []
-    >>> check_frozen(m, "1", verbose=False)[0]
+    >>> check_frozen(m, "0")
+    ✅ correct
+    >>> check_frozen(m, "1").problems[0]
     "'0.weight' is frozen but should be trainable"
     """
-    _, _, frozen = _collect(model, names)
-    frozen_ids = {id(p) for p in frozen}
+    frozen_ids = {id(p) for p in select_modules(model, names).params}
     problems = []
     for n, p in model.named_parameters():
         if id(p) in frozen_ids and p.requires_grad:
@@ -410,166 +390,28 @@ def check_frozen(model: nn.Module, names, *, optimizer: torch.optim.Optimizer | 
     if bn_stats:
         below = {id(m) for name in _as_names(names) for m in _resolve(model, name).modules()}
         for n, m in model.named_modules():
-            if isinstance(m, _BatchNorm) and (id(m) in below) != is_frozen_bn(m):
+            if is_batchnorm(m) and (id(m) in below) != is_frozen_bn(m):
                 problems.append(f"BatchNorm {n!r} should {'' if id(m) in below else 'not '}have frozen statistics")
     if optimizer is not None:
         held = [id(p) for g in optimizer.param_groups for p in g["params"]]
         for n, p in model.named_parameters():
             if p.requires_grad and held.count(id(p)) != 1:
                 problems.append(f"the optimizer holds trainable {n!r} {held.count(id(p))} times, expected once")
+    result = FreezeCheck(problems)
     if verbose:
-        print("correct" if not problems else "not yet:\n  " + "\n  ".join(problems))
-    return problems
+        print(repr(result))
+    return result
 
 
-# ---------------------------------------------------------------------------------------------- the four methods
-FREEZE_METHODS = ("requires_grad", "exclude", "restore", "no_grad", "helper")
-"""The four ways lesson 02 freezes a layer, and the kit's helper:
-
-- ``"requires_grad"``: ``p.requires_grad = False``; optimizer over ``filter(lambda p: p.requires_grad, ...)``;
-- ``"exclude"``: frozen parameters left out of the optimizer (they still get gradients);
-- ``"restore"``: optimizer over everything; frozen weights cached and copied back after every step;
-- ``"no_grad"``: the frozen modules run under ``torch.no_grad()`` in forward (only right for a prefix of
-  the network: nothing before a no-grad module receives gradients);
-- ``"helper"``: :func:`freeze_by_names` (``requires_grad`` plus pinned BatchNorm statistics).
-"""
+# ---------------------------------------------------------------------------------------------- moved names
+_MOVED = ("FREEZE_METHODS", "FrozenRun", "setup_freeze_method", "saved_activation_bytes", "grad_bytes",
+          "optimizer_state_bytes")
 
 
-@dataclass
-class FrozenRun:
-    """A model set up with one freeze method: call :meth:`step` with a loss to take one training step."""
+def __getattr__(name: str):
+    """``transferlab.freeze.FREEZE_METHODS`` and the other names that moved to :mod:`transferlab.freeze_methods`."""
+    if name in _MOVED:
+        from . import freeze_methods  # imported on first use: freeze_methods itself builds on this module
 
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    method: str
-    frozen: list[str]
-    cache: dict = field(default_factory=dict)
-
-    def step(self, loss: torch.Tensor, *, set_to_none: bool = True) -> None:
-        """``zero_grad`` (of the optimizer's parameters only, as in plain PyTorch code), backward, step."""
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-        loss.backward()
-        self.optimizer.step()
-        if self.method == "restore":
-            with torch.no_grad():
-                for p, saved in self.cache.items():
-                    p.copy_(saved)
-
-
-def _wrap_no_grad(module: nn.Module) -> None:
-    original = module.forward
-
-    def forward(*args, **kwargs):
-        with torch.no_grad():
-            return original(*args, **kwargs)
-
-    module.forward = forward
-
-
-def setup_freeze_method(model: nn.Module, names, method: str,
-                        make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]) -> FrozenRun:
-    """Freeze ``names`` in ``model`` with one of :data:`FREEZE_METHODS`; returns a :class:`FrozenRun`.
-
-    Parameters
-    ----------
-    make_optimizer : callable
-        Builds the optimizer from an iterable of parameters, e.g. ``lambda ps: torch.optim.SGD(ps, lr=0.1)``.
-
-    Notes
-    -----
-    These are reference implementations for tests and benchmarks, not a way to train: ``"no_grad"``
-    replaces the frozen modules' ``forward`` in place (not undone), and none of them has an unfreeze.
-    For real work use :func:`freeze_by_names` / :func:`unfreeze_by_names`.
-
-    Examples
-    --------
-    >>> m = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)); w = m[0].weight.clone()
-    >>> run = setup_freeze_method(m, "0", "restore", lambda ps: torch.optim.SGD(ps, lr=0.1))
-    >>> run.step(m(torch.ones(4, 2)).sum()); torch.equal(m[0].weight, w)
-    True
-    """
-    if method not in FREEZE_METHODS:
-        raise ValueError(f"unknown freeze method {method!r}; expected one of {FREEZE_METHODS}")
-    mods, pnames, params = _collect(model, names)
-    frozen_ids = {id(p) for p in params}
-    cache = {}
-    if method == "helper":
-        freeze_by_names(model, names)
-        opt = make_optimizer(p for p in model.parameters() if p.requires_grad)
-    elif method == "requires_grad":
-        for p in params:
-            p.requires_grad = False
-        opt = make_optimizer(filter(lambda p: p.requires_grad, model.parameters()))
-    elif method == "exclude":
-        opt = make_optimizer(p for p in model.parameters() if id(p) not in frozen_ids)
-    elif method == "restore":
-        opt = make_optimizer(model.parameters())
-        cache = {p: p.detach().clone() for p in params}
-    else:  # no_grad
-        for mod in mods:
-            _wrap_no_grad(mod)
-        opt = make_optimizer(model.parameters())
-    return FrozenRun(model, opt, method, pnames, cache)
-
-
-# ---------------------------------------------------------------------------------------------- memory probes
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-def saved_activation_bytes(model: nn.Module, *inputs, loss_fn: Callable | None = None) -> int:
-    """Bytes of the tensors autograd saves for backward during ``model(*inputs)``, parameters excluded.
-
-    Measured with ``torch.autograd.graph.saved_tensors_hooks`` (each storage counted once), so it works the
-    same on CPU, CUDA and MPS; the model runs in its current mode, on the device it is on (the inputs are
-    moved there), and the graph is discarded. ``loss_fn(output)`` is included when given.
-
-    Examples
-    --------
-    >>> m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    >>> saved_activation_bytes(m, torch.ones(3, 4)) > 0
-    True
-    >>> _ = freeze_by_idxs(m, [0, 1]); saved_activation_bytes(m, torch.ones(3, 4))   # only fc2's input: 3x8 floats
-    96
-    """
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    params |= {b.untyped_storage().data_ptr() for b in model.buffers()}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            seen[ptr] = max(seen.get(ptr, 0), t.untyped_storage().nbytes())
-        return t
-
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    inputs = tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(*inputs)
-        if loss_fn is not None:
-            out = loss_fn(out)
-    del out
-    return int(sum(seen.values()))
-
-
-def grad_bytes(model: nn.Module) -> int:
-    """Bytes held in ``.grad`` of the model's parameters (``None`` grads hold nothing).
-
-    Examples
-    --------
-    >>> m = nn.Linear(3, 2); m(torch.ones(1, 3)).sum().backward(); grad_bytes(m)
-    32
-    """
-    return int(sum(_nbytes(p.grad) for p in model.parameters() if p.grad is not None))
-
-
-def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of the tensors in ``optimizer.state`` (momentum buffers, Adam moments, step counters).
-
-    Examples
-    --------
-    >>> m = nn.Linear(3, 2); opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-    >>> m(torch.ones(1, 3)).sum().backward(); opt.step(); optimizer_state_bytes(opt)
-    32
-    """
-    return int(sum(_nbytes(v) for st in optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor)))
+        return getattr(freeze_methods, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,6 +35,7 @@ from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from ._validate import as_choice, as_float, as_int, as_list, as_seed
+from .bn_pin import is_batchnorm
 from .checks import CheckResult
 from .device import model_device, resolve_device, seeded
 from .train import evaluate
@@ -246,7 +247,7 @@ def _prepare(model, train, test, bn, device, eval_batch):
 
 
 def _has_bn(model):
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())  # lead: freeze.is_batchnorm
+    return any(is_batchnorm(m) for m in model.modules())
 
 
 def evaluate_rays(model: nn.Module, directions: torch.Tensor, distances: Sequence[float], *, train: Iterable,

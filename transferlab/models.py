@@ -14,14 +14,16 @@ import torch
 from torch import nn
 
 from ._paths import home
-from .device import resolve_device
+from ._validate import as_int
+from .device import resolve_device, seeded
 from .kitnet import ARCHITECTURES, KitNet
 
 __all__ = ["KitNet", "ARCHITECTURES", "create_model", "replace_head", "stage_names", "stage_groups",
            "stage_parameters", "count_params", "timm_weights_path"]
 
 
-def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, device=None, **kwargs) -> nn.Module:
+def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, device=None, seed: int | None = None,
+                 **kwargs) -> nn.Module:
     """Create a kit model, a kit zoo model, or any timm model, with a fresh head of ``num_classes``.
 
     Parameters
@@ -33,6 +35,10 @@ def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, 
         is given as ``weights="/path/file.safetensors"`` or cached at ``timm_weights_path(name)``).
     pretrained : bool
         Load pretrained weights. For a kit architecture this is an error: name a zoo entry instead.
+    seed : int, optional
+        Seeds the random initialisation. ``None`` (the default) initialises from a copy of the caller's torch
+        random state, so ``torch.manual_seed(s); create_model(...)`` gives the same weights every time, and the
+        caller's state is not advanced either way.
 
     Examples
     --------
@@ -41,29 +47,41 @@ def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, 
     """
     from . import zoo
 
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-    if name in ARCHITECTURES:
-        if pretrained:
-            options = [n for n, s in zoo.ZOO.items() if s.arch == name]
-            raise ValueError(f"{name!r} is an architecture; pretrained weights come from a zoo entry: {options}")
-        model = KitNet(num_classes, **{**ARCHITECTURES[name], **kwargs})
-        model.pretrained_cfg["architecture"] = name
-    elif name in zoo.ZOO:
-        model = zoo.load(name) if pretrained else zoo.ZOO[name].make_model()
-        if model.num_classes != num_classes:
-            replace_head(model, num_classes)
-    else:
-        import timm
-
-        if not timm.list_models(name) and name.split(".")[0] not in timm.list_models():
-            raise ValueError(f"unknown model {name!r}: not a kit architecture {sorted(ARCHITECTURES)}, not a zoo "
-                             f"entry {sorted(zoo.ZOO)}, and not a timm model (see timm.list_models())")
-        model = _create_timm(name, num_classes, pretrained, kwargs)
+    num_classes = as_int("num_classes", num_classes, min=1)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"unknown model {name!r}: expected a kit architecture {sorted(ARCHITECTURES)}, a zoo entry "
+                         f"{sorted(zoo.ZOO)} or a timm model name")
+    with seeded(seed):  # initialisation draws from a private stream: the caller's state does not move
+        model = _build(name, num_classes, pretrained, kwargs)
     return model.to(resolve_device(device))
 
 
+def _build(name: str, num_classes: int, pretrained: bool, kwargs: dict) -> nn.Module:
+    from . import zoo
+
+    if name in ARCHITECTURES:
+        if pretrained:
+            options = [n for n, s in zoo.ZOO.items() if getattr(s, "arch", None) == name]
+            raise ValueError(f"{name!r} is an architecture; pretrained weights come from a zoo entry: {options}")
+        model = KitNet(num_classes, **{**ARCHITECTURES[name], **kwargs})
+        model.pretrained_cfg["architecture"] = name
+        return model
+    if name in zoo.ZOO:
+        model = zoo.load(name) if pretrained else zoo.ZOO[name].make_model()
+        if getattr(model, "num_classes", None) != num_classes:
+            replace_head(model, num_classes)
+        return model
+    import timm
+
+    if not timm.list_models(name) and name.split(".")[0] not in timm.list_models():
+        raise ValueError(f"unknown model {name!r}: not a kit architecture {sorted(ARCHITECTURES)}, not a zoo "
+                         f"entry {sorted(zoo.ZOO)}, and not a timm model (see timm.list_models())")
+    return _create_timm(name, num_classes, pretrained, kwargs)
+
+
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+HUB_TIMEOUT = 10.0
+"""Seconds to wait for the Hugging Face hub to answer before ``create_model(..., pretrained=True)`` gives up."""
 
 
 def timm_weights_path(name: str) -> Path:
@@ -107,15 +125,17 @@ def _create_timm(name: str, num_classes: int, pretrained: bool, kwargs: dict) ->
                                   **kwargs)
         model.pretrained_cfg = dict(model.pretrained_cfg, file=str(weights), pretrained=True)
         return model
+    if pretrained:  # decide within seconds whether the weights can be had, before timm's client retries for a minute
+        from ._hub import require_hub, weights_route
+
+        require_hub(name, timeout=HUB_TIMEOUT)
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
     except Exception as err:  # the hub's errors differ by version; re-raise only the ones about reaching it
         if not pretrained or not _is_network_error(err):
             raise
         raise OSError(f"cannot get pretrained weights for {name!r} from the Hugging Face hub ({type(err).__name__}: "
-                      f"{err}). Offline? Use the kit's zoo (MODELS='zoo'), or on a machine with a network run "
-                      f"`python data_scripts/fetch_datasets.py --model {name}` and copy the file it writes to "
-                      f"{timm_weights_path(name)} here (or pass weights='/path/to/file.safetensors').") from err
+                      f"{err}). Offline? Use the kit's zoo (MODELS='zoo'). " + weights_route(name)) from err
 
 
 def _is_network_error(err: BaseException) -> bool:
@@ -132,13 +152,10 @@ def replace_head(model: nn.Module, num_classes: int, *, seed: int | None = None)
     """
     if not hasattr(model, "reset_classifier"):
         raise TypeError(f"{type(model).__name__} has no reset_classifier(); expected a kit or timm model")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    num_classes = as_int("num_classes", num_classes, min=1)
     params = list(model.parameters())
     device = params[0].device if params else torch.device("cpu")
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         model.reset_classifier(num_classes)
     head = model.get_classifier()
     head.to(device)

@@ -29,6 +29,7 @@ from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
 from ._validate import as_float, as_int, as_list
+from .bn_pin import is_batchnorm
 from .checks import CheckResult
 from .device import model_device, resolve_device, seeded
 from .train import Callback, History, TrainState, fit
@@ -150,7 +151,7 @@ def bn_update(swa_model: nn.Module, data: Iterable, *, device=None) -> nn.Module
     2
     """
     device = model_device(swa_model, device)
-    bns = [m for m in swa_model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = [m for m in swa_model.modules() if is_batchnorm(m)]
     saved = [{k: v.detach().clone() for k, v in m.named_buffers()} for m in bns]
     seen = [0]
 

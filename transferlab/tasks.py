@@ -1,4 +1,4 @@
-"""Tasks: labelled data split into train and test, and the loaders that feed it to a model.
+"""Tasks: labelled data split into train, validation and test, and the loaders that feed it to a model.
 
 A :class:`Task` is what every lesson trains and evaluates on, whatever the data is: its ``classes``, its
 ``splits`` and a ``loader(split, batch_size)`` that yields ``(inputs, labels)`` batches. :class:`ImageTask`
@@ -8,10 +8,17 @@ loop, the ledger and the widgets need not know which domain they are looking at.
 
 :func:`stratified_indices` is the kit's one way of drawing ``n`` examples per class (seeded, nested: a smaller
 ``n`` with the same seed is a subset of a larger one).
+
+**The protocol a reviewer expects.** Every choice (a learning rate, ``k``, the number of epochs, "the best
+strategy") is made on the *validation* split; the *test* split is read once per final model. A task with a
+validation split is *sealed*: ``task.loader("test")`` raises :class:`SealedSplitError` until the caller says
+this is the final evaluation, ``task.loader("test", final=True)``. So a lesson cannot peek at the test set by
+accident, and a test of the lessons can check that they never do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,8 +27,8 @@ import torch
 
 from ._validate import as_float, as_int, as_seed
 
-__all__ = ["Task", "ImageTask", "TensorLoader", "TooFewImagesError", "stratified_indices", "split_seed",
-           "WORLD_MEAN", "WORLD_STD"]
+__all__ = ["Task", "ImageTask", "TensorLoader", "TooFewImagesError", "SealedSplitError", "stratified_indices",
+           "split_seed", "WORLD_MEAN", "WORLD_STD"]
 
 # Per-channel statistics of the world's source task (measured on 50k images, seed 0); the zoo's models expect
 # inputs normalised with them, just as ImageNet models expect ImageNet's.
@@ -35,6 +42,10 @@ class TooFewImagesError(ValueError):
     def __init__(self, message: str, *, split: str | None, label: int, available: int, requested: int):
         super().__init__(message)
         self.split, self.label, self.available, self.requested = split, label, available, requested
+
+
+class SealedSplitError(RuntimeError):
+    """The test split was asked for before the final evaluation (``final=True`` not given)."""
 
 
 def stratified_indices(y: torch.Tensor, n_per_class: int | None, *, seed: int = 0,
@@ -164,22 +175,35 @@ class Task:
     name: str
     classes: tuple
     info: dict
-    splits: tuple[str, ...] = ("train", "test")
+    sealed: bool = False
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def labels(self, split: str) -> torch.Tensor:
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "val", "test") if self.has_val else ("train", "test")
+
+    @property
+    def has_val(self) -> bool:
+        return False
+
+    def labels(self, split: str, *, final: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
     def loader(self, split: str = "train", batch_size: int = 128, *, shuffle: bool | None = None, seed: int = 0,
-               **kwargs):
+               final: bool = False, **kwargs):
         raise NotImplementedError
 
-    def _check_split(self, split: str) -> str:
+    def _check_split(self, split: str, final: bool = False) -> str:
         if split not in self.splits:
-            raise ValueError(f"split must be one of {self.splits}, got {split!r}")
+            hint = " (this task has no validation split: build it with n_val_per_class=...)" if split == "val" else ""
+            raise ValueError(f"split must be one of {self.splits}, got {split!r}{hint}")
+        if split == "test" and self.sealed and not final:
+            raise SealedSplitError(
+                f"the test split of {self.name} is sealed: make every choice (learning rate, epochs, strategy) on "
+                f"'val', then evaluate each final model once with loader('test', final=True)")
         return split
 
 
@@ -203,39 +227,60 @@ class ImageTask(Task):
     mean: tuple[float, ...] = WORLD_MEAN
     std: tuple[float, ...] = WORLD_STD
     info: dict = field(default_factory=dict)
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    sealed: bool = False
+
+    def __post_init__(self):
+        if (self.x_val is None) != (self.y_val is None):
+            raise ValueError("give both x_val and y_val, or neither")
+        for split in ("train", "val", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x is not None and len(x) != len(y):
+                raise ValueError(f"the {split} split has {len(x)} images but {len(y)} labels")
+
+    @property
+    def has_val(self) -> bool:
+        return self.x_val is not None
 
     @property
     def image_size(self) -> int:
         return int(self.x_train.shape[-1])
 
-    def labels(self, split: str) -> torch.Tensor:
-        return self.y_train if self._check_split(split) == "train" else self.y_test
+    def _split(self, split: str, final: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_split(split, final)
+        return getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+
+    def labels(self, split: str, *, final: bool = False) -> torch.Tensor:
+        """The labels of ``split`` (the test split of a sealed task needs ``final=True``)."""
+        return self._split(split, final)[1]
 
     def loader(self, split="train", batch_size=128, *, shuffle=None, seed=0, mean=None, std=None,
-               drop_last=False) -> TensorLoader:
-        """Batches of ``split`` ("train" or "test"), normalised with the task's mean/std unless given.
+               drop_last=False, final: bool = False) -> TensorLoader:
+        """Batches of ``split`` ("train", "val" or "test"), normalised with the task's mean/std unless given.
 
-        ``shuffle`` defaults to True for "train" and False for "test".
+        ``shuffle`` defaults to True for "train" and False otherwise. On a sealed task (one with a validation
+        split) ``"test"`` needs ``final=True``: the final evaluation of a model whose every choice was made on
+        ``"val"``.
         """
-        self._check_split(split)
-        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        x, y = self._split(split, final)
         return TensorLoader(
             x, y, batch_size, shuffle=(split == "train") if shuffle is None else shuffle, seed=seed,
             mean=self.mean if mean is None else mean, std=self.std if std is None else std, drop_last=drop_last,
         )
 
     def subset(self, n_per_class: int, *, seed: int = 0) -> ImageTask:
-        """A stratified, seeded subset of the training split (the test split is kept whole)."""
+        """A stratified, seeded subset of the training split (validation and test splits are kept whole)."""
         idx = stratified_indices(self.y_train, n_per_class, seed=seed, num_classes=self.num_classes, split="train")
         info = dict(self.info, n_per_class=int(n_per_class))
-        return ImageTask(self.name, self.x_train[idx], self.y_train[idx], self.x_test, self.y_test, self.classes,
-                         self.mean, self.std, info)
+        return dataclasses.replace(self, x_train=self.x_train[idx], y_train=self.y_train[idx], info=info)
 
     def with_stats(self, mean, std) -> ImageTask:
         """The same images, normalised with other statistics (a model's ``pretrained_cfg`` ones)."""
-        return ImageTask(self.name, self.x_train, self.y_train, self.x_test, self.y_test, self.classes,
-                         tuple(mean), tuple(std), self.info)
+        return dataclasses.replace(self, mean=tuple(mean), std=tuple(std))
 
     def __repr__(self):
-        return (f"ImageTask({self.name!r}, classes={self.num_classes}, train={len(self.y_train)}, "
-                f"test={len(self.y_test)}, size={self.image_size})")
+        val = f", val={len(self.y_val)}" if self.has_val else ""
+        sealed = ", test sealed" if self.sealed else ""
+        return (f"ImageTask({self.name!r}, classes={self.num_classes}, train={len(self.y_train)}{val}, "
+                f"test={len(self.y_test)}, size={self.image_size}{sealed})")

@@ -3,13 +3,18 @@
 ``fit`` trains with tqdm progress, records a per-epoch :class:`History`, calls callbacks (the widgets'
 TrainingMonitor is one), handles the device, and uses bf16 autocast on CUDA. Anything that is the lesson
 (what to freeze, which learning rate) is an argument, not hidden inside.
+
+Batches are ``(x, y)`` pairs for every domain: ``x`` is a tensor (images) or a mapping of tensors (a tokenizer's
+``input_ids``/``attention_mask``; the model is then called as ``model(**x)``), and a model may return logits or
+an object with ``.logits`` (Hugging Face models). The default loss is cross-entropy over the last dimension with
+label ``-100`` ignored, so sentence classification and token tagging need nothing more; other heads (span
+extraction) pass ``loss_fn`` and ``metric``.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +34,75 @@ __all__ = [
     "extract_features",
     "make_optimizer",
     "fit_linear_probe",
+    "IGNORE_INDEX",
+    "cross_entropy",
+    "accuracy_counts",
+    "to_device",
+    "forward",
+    "check_labels",
 ]
+
+IGNORE_INDEX = -100
+"""A label that is not scored (padding tokens, sub-word continuations): as in PyTorch and Hugging Face."""
+
+
+def to_device(x, device):
+    """``x`` (a tensor, or a mapping of tensors such as a tokenizer's output) on ``device``.
+
+    Examples
+    --------
+    >>> to_device({"input_ids": torch.ones(1, 2)}, torch.device("cpu"))["input_ids"].shape
+    torch.Size([1, 2])
+    """
+    if isinstance(x, torch.Tensor):
+        return x.to(device, non_blocking=True)
+    if isinstance(x, Mapping):
+        return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in x.items()}
+    raise TypeError(f"a batch's inputs must be a tensor or a mapping of tensors, got {type(x).__name__}")
+
+
+def forward(model: nn.Module, x):
+    """``model(x)`` for a tensor, ``model(**x)`` for a mapping; a Hugging Face output gives its ``.logits``."""
+    out = model(**x) if isinstance(x, Mapping) else model(x)
+    logits = getattr(out, "logits", None)
+    return logits if logits is not None else out
+
+
+def check_labels(y: torch.Tensor, num_classes: int) -> None:
+    """ValueError unless ``y`` holds class indices in ``0..num_classes-1`` (or :data:`IGNORE_INDEX`)."""
+    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ValueError(f"labels must be a tensor of class indices, got {getattr(y, 'dtype', type(y).__name__)}")
+    valid = y[y != IGNORE_INDEX]
+    if len(valid) and (int(valid.min()) < 0 or int(valid.max()) >= num_classes):
+        bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
+        raise ValueError(f"label {bad} is out of range for a model with {num_classes} outputs (expected "
+                         f"0..{num_classes - 1}); does the head match the task's number of classes?")
+
+
+def cross_entropy(out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over the last dimension of ``out`` (``[N, C]`` or ``[N, T, C]``), label -100 ignored.
+
+    Examples
+    --------
+    >>> out = torch.zeros(1, 3, 2); y = torch.tensor([[0, 1, -100]])
+    >>> round(float(cross_entropy(out, y)), 4)
+    0.6931
+    """
+    check_labels(y, out.shape[-1])
+    return F.cross_entropy(out.float().reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX,
+                           reduction=reduction)
+
+
+def accuracy_counts(out: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """``(correct, scored)``: arg-max predictions equal to the labels, over labels that are not -100.
+
+    Examples
+    --------
+    >>> accuracy_counts(torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]]), torch.tensor([[0, 0, -100]]))
+    (1, 2)
+    """
+    keep = y != IGNORE_INDEX
+    return int((out.argmax(-1)[keep] == y[keep]).sum()), int(keep.sum())
 
 
 @dataclass
@@ -118,6 +191,8 @@ def fit(
     progress: bool = True,
     seed: int | None = None,
     desc: str = "fit",
+    loss_fn: Callable | None = None,
+    metric: Callable | None = None,
 ) -> History:
     """Train ``model`` on ``train`` (an iterable of ``(x, y)`` batches) for ``epochs``; returns a History.
 
@@ -131,6 +206,8 @@ def fit(
         Per-step learning-rate schedule ("onecycle" with fewer than 10 steps in all keeps ``lr`` constant).
     val : optional iterable of batches, evaluated after every epoch.
     amp : bf16 autocast; ``None`` means "on for CUDA".
+    loss_fn : ``loss_fn(out, y) -> scalar tensor`` (default :func:`cross_entropy`, -100 ignored).
+    metric : ``metric(out, y) -> (correct, scored)`` for the accuracy columns (default :func:`accuracy_counts`).
     seed : seeds the random numbers drawn during training (dropout); data order is the loader's. Training draws
         from a private stream: the caller's random state is the same after ``fit`` as before it. With
         ``seed=None`` the stream starts from a copy of the caller's current torch state.
@@ -161,10 +238,11 @@ def fit(
     model.to(device)
     with seeded(seed, device):
         return _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, device, amp, list(callbacks),
-                    progress, desc)
+                    progress, desc, loss_fn or cross_entropy, metric or accuracy_counts)
 
 
-def _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, device, amp, callbacks, progress, desc):
+def _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, device, amp, callbacks, progress, desc,
+         loss_fn, metric):
     if isinstance(optimizer, str):
         optimizer = make_optimizer((p for p in model.parameters() if p.requires_grad), optimizer, lr, weight_decay)
     steps = epochs * len(train)
@@ -181,13 +259,12 @@ def _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, devic
             model.train()
             tot_loss, tot_correct, tot_n = 0.0, 0, 0
             for b, (x, y) in enumerate(train):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = to_device(x, device), to_device(y, device)
                 with autocast(device, amp):
-                    out = model(x)
-                    _check_labels(y, out.shape[-1])
-                    loss = F.cross_entropy(out.float(), y)
+                    out = forward(model, x)
+                    loss = loss_fn(out, y)
                 if not torch.isfinite(loss):
-                    bad_input = not torch.isfinite(x).all()
+                    bad_input = isinstance(x, torch.Tensor) and x.is_floating_point() and not torch.isfinite(x).all()
                     raise FloatingPointError(
                         f"the training loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1} (step "
                         f"{state.step + 1}); " + ("the inputs of that batch contain NaN or inf values" if bad_input
@@ -197,12 +274,12 @@ def _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, devic
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                n = len(y)
+                correct, n = metric(out, y)
                 tot_loss += loss.item() * n
-                tot_correct += (out.argmax(1) == y).sum().item()
+                tot_correct += correct
                 tot_n += n
                 state.batch, state.step, state.loss = b, state.step + 1, loss.item()
-                state.samples_seen += n
+                state.samples_seen += len(y)
                 bar.update(1)
                 for cb in callbacks:
                     cb.on_batch_end(state)
@@ -214,7 +291,7 @@ def _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, devic
             row = dict(epoch=epoch + 1, train_loss=tot_loss / tot_n, train_acc=tot_correct / tot_n,
                        lr=optimizer.param_groups[0]["lr"], seconds=elapsed, samples_per_s=tot_n / max(elapsed, 1e-9))
             if val is not None:
-                ev = evaluate(model, val, device=device, amp=amp)
+                ev = evaluate(model, val, device=device, amp=amp, loss_fn=loss_fn, metric=metric)
                 row.update(val_loss=ev["loss"], val_acc=ev["acc"])
             state.history.rows.append(row)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "val_acc")})
@@ -228,15 +305,6 @@ def _fit(model, train, epochs, lr, optimizer, weight_decay, schedule, val, devic
     for cb in callbacks:
         cb.on_fit_end(state)
     return state.history
-
-
-def _check_labels(y: torch.Tensor, num_classes: int) -> None:
-    if y.dtype.is_floating_point or y.ndim != 1:
-        raise ValueError(f"labels must be a 1-d tensor of class indices, got {y.dtype} with shape {tuple(y.shape)}")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
-        raise ValueError(f"label {bad} is out of range for a model with {num_classes} outputs (expected "
-                         f"0..{num_classes - 1}); does the head match the task's number of classes?")
 
 
 def _make_schedule(optimizer, schedule, lr, steps):
@@ -255,7 +323,8 @@ def _make_schedule(optimizer, schedule, lr, steps):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None, mode: str = "eval") -> dict:
+def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None, mode: str = "eval",
+             loss_fn: Callable | None = None, metric: Callable | None = None) -> dict:
     """Mean cross-entropy and accuracy over ``data``; the kit's one evaluation loop.
 
     ``mode="eval"`` (the default) evaluates as at inference: running BatchNorm statistics, dropout off.
@@ -266,6 +335,7 @@ def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None 
     Returns ``{"loss": float, "acc": float, "n": int}``. ``device=None`` runs where the model is; a ``device``
     moves the model there first (see :func:`transferlab.device.model_device`). Outputs that are not finite
     (NaN or infinite logits) raise ``FloatingPointError`` instead of being counted as predictions.
+    ``loss_fn``/``metric`` as for :func:`fit`; ``n`` counts the scored labels.
     """
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
@@ -276,15 +346,21 @@ def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None 
     tot_loss, tot_correct, tot_n = 0.0, 0, 0
     try:
         for x, y in data:
-            x, y = x.to(device), y.to(device)
+            x, y = to_device(x, device), to_device(y, device)
             with autocast(device, amp):
-                out = model(x).float()
-            if not torch.isfinite(out).all():
+                out = forward(model, x)
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            if not all(torch.isfinite(o.float()).all() for o in outs):
                 raise FloatingPointError(f"the model's outputs are not finite (NaN or inf) on a batch of {len(y)}; "
                                          f"its weights or inputs have diverged, so no accuracy can be computed")
-            tot_loss += F.cross_entropy(out, y, reduction="sum").item()
-            tot_correct += (out.argmax(1) == y).sum().item()
-            tot_n += len(y)
+            if loss_fn is None:  # the default: summed exactly as before (reduction="sum")
+                tot_loss += cross_entropy(out, y, reduction="sum").item()
+                correct, n = accuracy_counts(out, y)
+            else:
+                correct, n = (metric or accuracy_counts)(out, y)
+                tot_loss += loss_fn(out, y).item() * n
+            tot_correct += correct
+            tot_n += n
     finally:
         for m, flag in flags:
             m.training = flag
@@ -297,75 +373,4 @@ def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None 
     return {"loss": tot_loss / tot_n, "acc": tot_correct / tot_n, "n": tot_n}
 
 
-@torch.no_grad()
-def extract_features(model: nn.Module, data: Iterable, *, device=None, amp: bool | None = None):
-    """Pre-logit features (``forward_head(..., pre_logits=True)``) and labels for every batch, in eval mode.
-
-    Returns ``(features float32 [N, D] on CPU, labels [N])``. ``device=None`` runs where the model is; a
-    ``device`` moves the model there first.
-    """
-    device = model_device(model, device)
-    was_training = model.training
-    model.eval()
-    feats, labels = [], []
-    try:
-        for x, y in data:
-            with autocast(device, amp):
-                f = model.forward_head(model.forward_features(x.to(device)), pre_logits=True)
-            feats.append(f.float().cpu())
-            labels.append(y.cpu())
-    finally:
-        model.train(was_training)
-    if not feats:
-        raise ValueError("extract_features() got no batches: the data is empty")
-    return torch.cat(feats), torch.cat(labels)
-
-
-def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, num_classes: int, *,
-                     epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
-                     standardize: bool = True) -> nn.Module:
-    """Train a linear classifier on cached features (full-batch AdamW): the fast form of "train the head only".
-
-    Returns an ``nn.Sequential(standardise, linear)`` that maps features to logits.
-    """
-    if not isinstance(train_features, torch.Tensor) or train_features.ndim != 2 or \
-            len(train_features) != len(train_labels) or len(train_features) == 0:
-        shapes = [tuple(getattr(t, "shape", ())) for t in (train_features, train_labels)]
-        raise ValueError(f"expected features [N, D] with N >= 1 and labels [N], got {shapes[0]} and {shapes[1]}")
-    num_classes = as_int("num_classes", num_classes, min=1)
-    epochs = as_int("epochs", epochs, min=1)
-    lr = as_float("lr", lr, min=0.0, min_open=True)
-    weight_decay = as_float("weight_decay", weight_decay, min=0.0)
-    seed = as_seed(seed)
-    x = train_features.float()
-    if not torch.isfinite(x).all():
-        raise ValueError(f"the features contain {int((~torch.isfinite(x)).sum())} NaN or infinite values; a probe "
-                         f"on them would be NaN (did the model that made them diverge?)")
-    _check_labels(train_labels, num_classes)
-    mean = x.mean(0) if standardize else torch.zeros(x.shape[1])
-    std = x.std(0).clamp(min=1e-6) if standardize and len(x) > 1 else torch.ones(x.shape[1])
-    with seeded(seed):  # nn.Linear's default init draws numbers: never from the caller's stream
-        linear = nn.Linear(x.shape[1], num_classes)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        bound = 1 / math.sqrt(x.shape[1])
-        linear.weight.uniform_(-bound, bound, generator=gen)
-        linear.bias.zero_()
-    opt = torch.optim.AdamW(linear.parameters(), lr=lr, weight_decay=weight_decay)
-    xs = (x - mean) / std
-    for _ in range(epochs):
-        opt.zero_grad()
-        F.cross_entropy(linear(xs), train_labels).backward()
-        opt.step()
-    scale = _Standardize(mean, std)
-    return nn.Sequential(scale, linear)
-
-
-class _Standardize(nn.Module):
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
+from .features import extract_features, fit_linear_probe  # noqa: E402  (re-exported: features builds on this module)

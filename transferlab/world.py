@@ -197,60 +197,82 @@ def _counts(n_per_class, n_test_per_class, seed) -> tuple[int, int, int]:
 
 
 def target_task(n_per_class: int, similarity: float = 1.0, *, seed: int = 0, size: int = 32,
-                n_test_per_class: int = 50) -> ImageTask:
+                n_test_per_class: int = 50, n_val_per_class: int = 0, seal: bool | None = None) -> ImageTask:
     """A 10-class target task; ``similarity`` in [0, 1] sets how much of the source vocabulary it reuses.
 
     The test split depends only on ``similarity``, ``seed`` and ``n_test_per_class``, not on
-    ``n_per_class``, so accuracies at different data sizes are measured on the same images.
+    ``n_per_class``, so accuracies at different data sizes are measured on the same images. With
+    ``n_val_per_class > 0`` a validation split is rendered too (its own images, for every choice a lesson makes)
+    and the test split is sealed (``seal``, default: sealed exactly when there is a validation split): it is read
+    with ``loader("test", final=True)``. Train and test images are the same with or without a validation split.
 
     Examples
     --------
     >>> t = target_task(3, similarity=0.5, n_test_per_class=2, size=16); t.num_classes, len(t.y_train)
     (10, 30)
+    >>> target_task(3, n_test_per_class=2, n_val_per_class=2, size=16).splits
+    ('train', 'val', 'test')
     """
     n_per_class, n_test_per_class, seed = _counts(n_per_class, n_test_per_class, seed)
+    n_val_per_class = as_int("n_val_per_class", n_val_per_class, min=0)
     similarity = as_probability("similarity", similarity)
     factors = torch.tensor(target_classes(similarity))
-    splits = []
-    for part, n in (("train", n_per_class), ("test", n_test_per_class)):
+    parts = {}
+    for part, n in (("train", n_per_class), ("test", n_test_per_class), ("val", n_val_per_class)):
+        if n == 0:
+            continue
         gen = torch.Generator().manual_seed(split_seed(seed, part, "target"))
         y = _labels(10, n, gen)
         f = factors[y]
         x = render(f[:, 0], f[:, 1], f[:, 2], size=size, seed=split_seed(seed, part, f"pixels{similarity:.4f}"))
-        splits += [x, y]
+        parts[part] = (x, y)
     classes = tuple(f"{SHAPES[s]}/{TEXTURES[t]}/{PALETTES[p]}" for s, t, p in factors.tolist())
     novel = round((1.0 - float(similarity)) * 30)
-    return ImageTask(f"target[sim={similarity:g}]", *splits, classes=classes,
+    x_val, y_val = parts.get("val", (None, None))
+    return ImageTask(f"target[sim={similarity:g}]", *parts["train"], *parts["test"], classes=classes,
                      info=dict(kind="target", similarity=float(similarity), novel_factor_slots=novel,
-                               seed=seed, n_per_class=n_per_class))
+                               seed=seed, n_per_class=n_per_class), x_val=x_val, y_val=y_val,
+                     sealed=_sealed(seal, n_val_per_class))
 
 
-def digits_task(n_per_class: int, *, seed: int = 0, size: int = 32, n_test_per_class: int = 50) -> ImageTask:
+def _sealed(seal: bool | None, n_val: int) -> bool:
+    return n_val > 0 if seal is None else bool(seal)
+
+
+def digits_task(n_per_class: int, *, seed: int = 0, size: int = 32, n_test_per_class: int = 50,
+                n_val_per_class: int = 0, seal: bool | None = None) -> ImageTask:
     """scikit-learn's handwritten digits (8x8, bundled, no network), upsampled to ``size``: a real target.
 
-    1,797 images, about 180 per class: ``n_per_class + n_test_per_class`` may be at most 174 (the smallest
-    class has 174 images).
+    1,797 images, about 180 per class: ``n_per_class + n_val_per_class + n_test_per_class`` may be at most 174
+    (the smallest class has 174 images). A validation split seals the test split, as in :func:`target_task`.
     """
     from sklearn.datasets import load_digits
 
     n_per_class, n_test_per_class, seed = _counts(n_per_class, n_test_per_class, seed)
+    n_val_per_class = as_int("n_val_per_class", n_val_per_class, min=0)
     size = as_int("size", size, min=8, max=256)
     d = load_digits()
     y_all = torch.as_tensor(d.target, dtype=torch.long)
     smallest = int(torch.bincount(y_all).min())
-    if n_per_class + n_test_per_class > smallest:
+    total = n_per_class + n_val_per_class + n_test_per_class
+    if total > smallest:
         raise ValueError(f"digits has at most {smallest} images in its smallest class; n_per_class + "
-                         f"n_test_per_class = {n_per_class + n_test_per_class} is too many")
+                         f"n_val_per_class + n_test_per_class = {total} is too many")
     x = torch.as_tensor(d.images, dtype=torch.float32)[:, None] / 16.0
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
     x = (x.repeat(1, 3, 1, 1) * 255).round().to(torch.uint8)
     gen = torch.Generator().manual_seed(split_seed(seed, "split", "digits"))
-    train_idx, test_idx = [], []
+    train_idx, val_idx, test_idx = [], [], []
     for c in range(10):
         members = (y_all == c).nonzero(as_tuple=True)[0]
         members = members[torch.randperm(len(members), generator=gen)]
         test_idx.append(members[:n_test_per_class])
-        train_idx.append(members[n_test_per_class : n_test_per_class + n_per_class])
-    tr, te = torch.cat(train_idx), torch.cat(test_idx)
+        rest = members[n_test_per_class:]  # validation images come after the test images, training after both
+        val_idx.append(rest[:n_val_per_class])
+        train_idx.append(rest[n_val_per_class : n_val_per_class + n_per_class])
+    tr, va, te = torch.cat(train_idx), torch.cat(val_idx), torch.cat(test_idx)
+    has_val = n_val_per_class > 0
     return ImageTask("digits", x[tr], y_all[tr], x[te], y_all[te], classes=tuple(str(i) for i in range(10)),
-                     info=dict(kind="digits", seed=seed, n_per_class=n_per_class))
+                     info=dict(kind="digits", seed=seed, n_per_class=n_per_class),
+                     x_val=x[va] if has_val else None, y_val=y_all[va] if has_val else None,
+                     sealed=_sealed(seal, n_val_per_class))

@@ -23,18 +23,22 @@ __all__ = ["FreezeExplorer"]
 
 # lead: replace with transferlab.freeze public API at merge
 def _bn_label(module: nn.Module) -> str | None:
-    """How a BatchNorm layer normalises, as the explorer shows it; ``None`` when ``module`` is not BatchNorm.
-
-    Pinned by ``transferlab.freeze`` (running statistics frozen), or following the layer's own train/eval
-    mode. Every BatchNorm test and label in this widget goes through here.
+    """How a BatchNorm layer will normalise in its next forward, as the explorer shows it; ``None`` when
+    ``module`` is not BatchNorm. Read from the one BatchNorm mechanism (:func:`transferlab.freeze.bn_behaviour`),
+    so the label always agrees with what the layer does, under a freeze pin or a lesson-05 regime alike.
     """
-    if not isinstance(module, nn.modules.batchnorm._BatchNorm):  # BatchNorm1d/2d/3d, SyncBatchNorm, their lazy forms
-        return None
-    from ..freeze import is_frozen_bn
+    from ..freeze import bn_behaviour, is_batchnorm
 
-    if is_frozen_bn(module):
+    if not is_batchnorm(module):
+        return None
+    b = bn_behaviour(module)
+    if b.policy == "frozen":
         return "stats frozen (eval, pinned by freeze)"
-    return "train (updates running stats)" if module.training else "eval (uses running stats)"
+    if b.policy is None and b.batch_stats and b.updates_stats:
+        return "train (updates running stats)"
+    if b.policy is None and not b.batch_stats:
+        return "eval (uses running stats)"
+    return b.mode  # old Keras, or a layer without running statistics: the mechanism's own words
 
 
 class FreezeExplorer(Panel):

@@ -24,11 +24,10 @@ import time
 import warnings
 from pathlib import Path
 
-from ._paths import atomic_write, home, keep_aside
+from .._paths import atomic_write, home, keep_aside
+from .rules import VERDICTS, Rule
 
 __all__ = ["VERDICTS", "DEFAULT_SETTING", "RECORD_KEYS", "Ledger", "results_dir", "read_ledger", "load_records"]
-
-VERDICTS = ("reproduced", "partly", "not at this scale", "contradicted")
 DEFAULT_SETTING = {"DATA": "world", "MODELS": "zoo"}  # the offline lessons, whose results the docs ledger shows
 
 
@@ -92,6 +91,62 @@ class Ledger:
             _show(rec)
         return rec
 
+    def judge(self, claim_id: str, rule: Rule, data, *, claim: str | None = None, measured: str | None = None,
+              source: str = "", display: bool = True) -> dict:
+        """Judge one claim by a declared rule on this run's measurements, and record it with its evidence.
+
+        Parameters
+        ----------
+        claim_id : the claim's id in the manifest (:data:`transferlab.claims.MANIFEST`).
+        rule : a :class:`~transferlab.claims.rules.Rule` (``Compare``, ``Band``, ``Across``), declared before
+            the measurements are looked at.
+        data : what the rule reads: ``{arm: per-seed values}`` (``{setting: {arm: values}}`` for ``Across``).
+        claim : the claim in words (default: the manifest's wording).
+        measured : what this run measured, in words (default: generated from the rule's evidence).
+
+        The record stores the verdict, the rule (as JSON and as a sentence), its inputs and its evidence, so the
+        ledger page shows how the verdict was reached.
+
+        Examples
+        --------
+        >>> import tempfile, os; os.environ["TRANSFERLAB_RESULTS"] = tempfile.mkdtemp()
+        >>> from transferlab.claims import Compare
+        >>> rec = Ledger("00_demo").judge("pretrained-ends-more-accurate", Compare("fine-tuning", "scratch", 0.05),
+        ...                               {"fine-tuning": [0.9, 0.88, 0.91], "scratch": [0.5, 0.6, 0.55]},
+        ...                               display=False)
+        >>> rec["verdict"], rec["rule"]["kind"]
+        ('reproduced', 'compare')
+        >>> del os.environ["TRANSFERLAB_RESULTS"]
+        """
+        from .manifest import MANIFEST
+
+        if not isinstance(rule, Rule):
+            raise TypeError(f"rule must be a transferlab.claims rule (Compare, Band, Across), got "
+                            f"{type(rule).__name__}")
+        entry = MANIFEST.get(claim_id)
+        if claim is None:
+            if entry is None:
+                raise KeyError(f"claim {claim_id!r} is not in the manifest; add it to transferlab/claims/manifest.py "
+                               f"or pass claim=...")
+            claim = entry.says
+        verdict = rule.judge(data)
+        lo, hi = verdict.interval
+        if measured is None:
+            measured = (f"estimate {verdict.estimate:.3g} (95% interval {lo:.3g} to {hi:.3g}, n={verdict.n}): "
+                        f"{verdict.reason}")
+        inputs = _jsonable(data)
+        rec = self.record(claim_id, claim=claim, measured=measured, verdict=verdict.verdict,
+                          value=dict(estimate=verdict.estimate, interval=[lo, hi], n=verdict.n),
+                          source=source or (entry.source if entry else ""), display=False)
+        rec.update(rule=rule.spec(), rule_text=rule.describe(), inputs=inputs,
+                   evidence=_finite_json(verdict.as_dict()))
+        json.dumps(rec, allow_nan=False)
+        self.records[claim_id] = rec
+        self._write()
+        if display:
+            _show(rec)
+        return rec
+
     def _write(self):
         """Merge this ledger's records into the file: claims recorded by an earlier run of the same notebook (in the
         same setting and mode) are kept; a file there that is not such a ledger is kept aside, never overwritten."""
@@ -114,6 +169,17 @@ class Ledger:
 
 RECORD_KEYS = ("id", "notebook", "claim", "measured", "verdict")
 """The keys every claim record has (the docs' ledger page needs them)."""
+
+
+def _jsonable(data):
+    """Per-seed arrays (numpy, torch, tuples) as plain JSON lists."""
+    if isinstance(data, dict):
+        return {str(k): _jsonable(v) for k, v in data.items()}
+    if hasattr(data, "tolist"):
+        return _finite_json(data.tolist())
+    if isinstance(data, (list, tuple)):
+        return [_jsonable(v) for v in data]
+    return _finite_json(data)
 
 
 def _finite_json(value):

@@ -1,0 +1,128 @@
+"""The similarity axis of lesson 01: a run's target is a world similarity in [0, 1] or a real dataset.
+
+On the offline path the target is the transfer world's ``target_task`` at a similarity knob (a number); on the
+online path it is a real dataset's name or an ImageFolder (``"folder:/path"``), whose similarity to the
+pretraining data is fixed, so the axis becomes a list of datasets. :func:`as_target` checks one point of the
+axis, :func:`target_task` gives the task a run trains and tests on, and :func:`sim_label` /
+:func:`at_similarity` print and select points of the axis in tables.
+
+Examples
+--------
+>>> as_target(0.123456), as_target("pets")
+(0.1235, 'pets')
+>>> target_task(2, 0.5, seed=0, config=RunConfig(n_test_per_class=1, image_size=16)).num_classes
+10
+"""
+
+from __future__ import annotations
+
+from .. import datasets, world
+from .._validate import as_int, as_probability, as_seed
+from ..tasks import ImageTask
+from .config import RunConfig
+from .memo import memoize
+from .model import data_config
+
+__all__ = ["as_target", "target_task", "sim_label", "at_similarity"]
+
+
+def as_target(similarity: float | str) -> float | str:
+    """A checked point of the similarity axis: a world similarity in [0, 1] (rounded to 4 digits), or a real
+    dataset's name / ``"folder:/path"``.
+
+    Real data has a fixed similarity to the pretraining data (ImageNet for timm models), so on the online path
+    the similarity axis is a list of datasets, e.g. ``("pets", "eurosat")`` (priors in
+    ``transferlab.datasets.DATASETS``; :func:`transferlab.datasets.similarity_ladder` lists them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_target(np.float32(0.5)), as_target("folder:/data/flowers")
+    (0.5, 'folder:/data/flowers')
+    >>> as_target(1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: similarity must be a number in [0, 1] (or a real dataset's name), got 1.5
+    """
+    if isinstance(similarity, str):
+        if similarity in datasets.DATASETS or similarity.startswith("folder:"):
+            return similarity
+        if similarity in datasets.WORLD_NAMES:
+            raise ValueError(f"similarity {similarity!r}: for the world give the similarity as a number in [0, 1]")
+        raise ValueError(f"similarity must be a number in [0, 1] (the world) or a real dataset "
+                         f"({sorted(datasets.DATASETS)} or 'folder:/path'), got {similarity!r}")
+    try:
+        return round(as_probability("similarity", similarity), 4)
+    except ValueError:
+        raise ValueError(f"similarity must be a number in [0, 1] (or a real dataset's name), "
+                         f"got {similarity!r}") from None
+
+
+def target_task(n_per_class: int, similarity: float | str, seed: int = 0, *,
+                config: RunConfig | None = None) -> ImageTask:
+    """The task a run of ``config`` trains and tests on: ``n_per_class`` training images per class at a target.
+
+    A number is the world's :func:`transferlab.world.target_task` at that similarity (``config.image_size``
+    pixels); a name is a real dataset or ImageFolder read with :func:`transferlab.datasets.load_task` at the
+    model's :func:`transferlab.experiments.data_config`. Either way the test split has
+    ``config.n_test_per_class`` images per class, and ``seed`` picks the images, so every strategy run with the
+    same seed sees the same data. Tasks are kept in memory (world tasks, a few MB, twelve at a time; real
+    tasks, hundreds of MB at 224 px, two): every strategy and ``k`` of a grid cell trains on the same tensors.
+
+    Examples
+    --------
+    >>> cfg = RunConfig(n_test_per_class=1, image_size=16)
+    >>> task = target_task(2, 1.0, seed=0, config=cfg)
+    >>> len(task.y_train), task.image_size, target_task(2, 1.0, seed=0, config=cfg) is task
+    (20, 16, True)
+    """
+    config = RunConfig() if config is None else config
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
+    n_per_class, seed = as_int("n_per_class", n_per_class, min=1), as_seed(seed)
+    similarity = as_target(similarity)
+    if isinstance(similarity, str):
+        model_cfg = tuple(data_config(config.model).items())  # items: hashable for the task cache
+        return _real_task(n_per_class, similarity, seed, config.n_test_per_class, model_cfg)
+    return _world_task(n_per_class, similarity, seed, config.n_test_per_class, config.image_size)
+
+
+@memoize("world tasks", maxsize=12)
+def _world_task(n_per_class: int, similarity: float, seed: int, n_test_per_class: int, size: int) -> ImageTask:
+    return world.target_task(n_per_class, similarity, seed=seed, n_test_per_class=n_test_per_class, size=size)
+
+
+@memoize("real tasks", maxsize=2)
+def _real_task(n_per_class: int, name: str, seed: int, n_test_per_class: int, model_cfg: tuple) -> ImageTask:
+    return datasets.load_task(name, n_per_class, seed=seed, n_test_per_class=n_test_per_class,
+                              model=dict(model_cfg) if model_cfg else None, progress=False)
+
+
+def sim_label(similarity: float | str) -> str:
+    """A point of the similarity axis as text: ``"0.5"`` for the world, the dataset's name for real data.
+
+    Examples
+    --------
+    >>> sim_label(0.5), sim_label("pets")
+    ('0.5', 'pets')
+    """
+    return similarity if isinstance(similarity, str) else f"{similarity:g}"
+
+
+def at_similarity(column, value: float | str):
+    """Boolean mask of the rows of ``column`` at one point of the similarity axis (a float or a dataset name).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> at_similarity(pd.Series([1.0, 0.5]), 0.5).tolist()
+    [False, True]
+    >>> at_similarity(pd.Series(["pets", "eurosat"]), "pets").tolist()
+    [True, False]
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, str):
+        return (column == value).to_numpy()
+    return np.isclose(pd.to_numeric(column, errors="coerce"), value)
