@@ -50,14 +50,19 @@ def test_encoding_aligns_tags_with_first_subtokens_and_spans_with_the_context(wp
     span = tw.text_task("span", n_per_class=1, n_val=3, n_test=3)
     enc = span.encode(wp)
     for i, ((_, context), (a, b)) in enumerate(zip(span.texts["test"], span.targets["test"], strict=True)):
-        s, e = enc.labels("test")[i].tolist()
+        s, e = enc.labels("test", final=True)[i].tolist()
         ids = enc.data["test"]["x"]["input_ids"][i]
         assert enc.data["test"]["x"]["span_mask"][i, s] == 1
         assert wp.decode(ids[s: e + 1]).replace(" ", "") == (context[a] + context[b])
 
 
 def test_loader_batches_are_trimmed_and_shuffle_is_seeded(wp):
+    from transferlab.tasks import SealedSplitError
+
     enc = tw.text_task("tagging", n_per_class=2, n_val=3, n_test=3).encode(wp)
+    with pytest.raises(SealedSplitError):
+        enc.loader("test")
+    assert len(enc.loader("test", final=True).y) == 3
     a = [y.tolist() for _, y in enc.loader("train", 4, seed=1)]
     b = [y.tolist() for _, y in enc.loader("train", 4, seed=1)]
     assert a == b
@@ -175,9 +180,9 @@ def test_lora_starts_as_the_model_it_adapts(wp, bert):
 
 def test_features_and_failure_rule(wp, bert):
     task = tw.text_task("topic", n_per_class=1, n_val=3, n_test=3).encode(wp)
-    f, y = text_features(bert, task.loader("test", 2))
+    f, y = text_features(bert, task.loader("val", 2))
     assert f.shape == (3, 32) and y.shape == (3,)
     cbow = CBOW(len(wp), 8, pad_id=wp.pad_token_id)
-    f, _ = text_features(cbow, task.loader("test", 2))
+    f, _ = text_features(cbow, task.loader("val", 2))
     assert f.shape == (3, 8)
     assert is_failed(0.19, 0.1) and not is_failed(0.21, 0.1)

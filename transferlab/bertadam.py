@@ -27,8 +27,8 @@ def bias_correction_factor(step: int, betas: tuple[float, float] = (0.9, 0.999))
 
     Examples
     --------
-    >>> round(bias_correction_factor(1), 2), round(bias_correction_factor(10), 2), round(bias_correction_factor(10000), 2)
-    (3.16, 6.53, 1.0)
+    >>> [round(bias_correction_factor(t), 2) for t in (1, 10, 10000)]
+    [3.16, 6.53, 1.0]
     """
     t = as_int("step", step, min=1)
     b1, b2 = (as_float("beta", b, min=0.0, max=1.0, max_open=True) for b in betas)

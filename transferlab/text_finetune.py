@@ -15,6 +15,7 @@ a failed run (Mosbach et al.: ending at the majority-class level).
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import asdict, dataclass
 
@@ -24,11 +25,11 @@ from torch import nn
 
 from ._validate import as_choice, as_float, as_int, as_seed
 from .bertadam import BertAdam
-from .device import model_device, resolve_device, seeded
+from .device import seeded
 from .text_heads import freeze_bottom, make_task_model, reinit_top
 from .text_pretrain import linear_warmup
 from .text_tasks import IGNORE_INDEX, EncodedTextTask
-from .train import Callback, History, TrainState
+from .train import Callback, History, TrainState, evaluate, fit
 
 __all__ = ["TextRecipe", "FAIL_MARGIN", "is_failed", "task_loss", "task_correct", "evaluate_text", "train_text",
            "prepare", "finetune", "run_seeds", "add_lora", "count_trainable"]
@@ -100,25 +101,10 @@ def task_correct(kind: str, logits: torch.Tensor, y: torch.Tensor) -> tuple[int,
     return int((logits.argmax(-1) == y).sum()), len(y)
 
 
-@torch.no_grad()
 def evaluate_text(model: nn.Module, data, kind: str, *, device=None) -> dict:
-    """``{"loss", "acc", "n"}`` over ``data`` in eval mode (the model's mode is restored)."""
-    device = model_device(model, device)
-    was = model.training
-    model.eval()
-    loss = correct = count = 0.0
-    try:
-        for x, y in data:
-            logits = model(**{k: v.to(device) for k, v in x.items()})
-            y = y.to(device)
-            c, n = task_correct(kind, logits, y)
-            loss += task_loss(kind, logits, y).item() * n
-            correct, count = correct + c, count + n
-    finally:
-        model.train(was)
-    if count == 0:
-        raise ValueError("evaluate_text() got no labelled examples")
-    return dict(loss=loss / count, acc=correct / count, n=int(count))
+    """``{"loss", "acc", "n"}`` over ``data`` in eval mode, through the kit's one evaluation loop."""
+    return evaluate(model, data, device=device, loss_fn=functools.partial(task_loss, kind),
+                    metric=functools.partial(task_correct, kind))
 
 
 def count_trainable(model: nn.Module) -> int:
@@ -166,60 +152,27 @@ def _optimizer(model: nn.Module, recipe: TextRecipe) -> torch.optim.Optimizer:
     return BertAdam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, eps=1e-6)
 
 
+class _StepSchedule(Callback):
+    """Steps a learning-rate scheduler after every optimiser step (BERT's warm-up and decay inside ``fit``)."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def on_batch_end(self, state: TrainState):
+        self.scheduler.step()
+
+
 def train_text(model: nn.Module, task: EncodedTextTask, recipe: TextRecipe, *, seed: int = 0, device=None,
-               callbacks=(), val: bool = False) -> History:
-    """Train ``model`` on the task's training split with ``recipe``; callbacks see a ``TrainState`` per batch."""
-    device = resolve_device(device)
-    model.to(device).train()
+               callbacks=(), val: bool = False, progress: bool = False) -> History:
+    """Train ``model`` on the task's training split with ``recipe``, through :func:`transferlab.train.fit`
+    (callbacks such as ``TrainingMonitor`` see every batch; ``val=True`` adds validation accuracy per epoch)."""
     loader = task.loader("train", recipe.batch_size, seed=seed)
     opt = _optimizer(model, recipe)
-    sched = linear_warmup(opt, recipe.epochs * len(loader), recipe.warmup)
-    state = TrainState(model, opt, device, recipe.epochs, len(loader))
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        cb.on_fit_start(state)
-    with seeded(as_seed(seed), device):
-        for epoch in range(recipe.epochs):
-            state.epoch, state.epoch_start = epoch, time.perf_counter()
-            for cb in callbacks:
-                cb.on_epoch_start(state)
-            model.train()
-            tot_loss = tot_correct = tot_n = 0
-            for b, (x, y) in enumerate(loader):
-                y = y.to(device)
-                logits = model(**{k: v.to(device) for k, v in x.items()})
-                loss = task_loss(task.kind, logits, y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"the training loss became {loss.item()} at epoch {epoch + 1}, batch "
-                                             f"{b + 1}; the learning rate may be too high")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                c, n = task_correct(task.kind, logits.detach(), y)
-                tot_loss, tot_correct, tot_n = tot_loss + loss.item() * n, tot_correct + c, tot_n + n
-                state.batch, state.step, state.loss = b, state.step + 1, loss.item()
-                state.samples_seen += len(y)
-                for cb in callbacks:
-                    cb.on_batch_end(state)
-                if state.stop:
-                    break
-            elapsed = time.perf_counter() - state.epoch_start
-            row = dict(epoch=epoch + 1, train_loss=tot_loss / max(tot_n, 1), train_acc=tot_correct / max(tot_n, 1),
-                       lr=opt.param_groups[0]["lr"], seconds=elapsed,
-                       samples_per_s=state.samples_seen / max(elapsed, 1e-9))
-            if val:
-                ev = evaluate_text(model, task.loader("val", 256), task.kind, device=device)
-                row.update(val_loss=ev["loss"], val_acc=ev["acc"])
-            state.history.rows.append(row)
-            for cb in callbacks:
-                cb.on_epoch_end(state)
-            if state.stop:
-                state.history.stopped_early = True
-                break
-    for cb in callbacks:
-        cb.on_fit_end(state)
-    return state.history
+    schedule = _StepSchedule(linear_warmup(opt, recipe.epochs * len(loader), recipe.warmup))
+    return fit(model, loader, epochs=recipe.epochs, lr=recipe.lr, optimizer=opt, schedule=None,
+               val=task.loader("val", 256) if val else None, device=device, seed=seed, progress=progress,
+               callbacks=[schedule, *callbacks], loss_fn=functools.partial(task_loss, task.kind),
+               metric=functools.partial(task_correct, task.kind), desc=recipe.label())
 
 
 def finetune(base: nn.Module, task: EncodedTextTask, recipe: TextRecipe = TextRecipe(), *, seed: int = 0,
@@ -233,8 +186,8 @@ def finetune(base: nn.Module, task: EncodedTextTask, recipe: TextRecipe = TextRe
     model = prepare(base, task, recipe, seed)
     history = train_text(model, task, recipe, seed=seed, device=device, callbacks=callbacks)
     row = dict(asdict(recipe), seed=seed, trainable=count_trainable(model), train_loss=history.last("train_loss"))
-    for split in splits:
-        row[f"{split}_acc"] = evaluate_text(model, task.loader(split, 256), task.kind, device=device)["acc"]
+    for split in splits:  # each split read once, after every choice: the test split is this model's final exam
+        row[f"{split}_acc"] = evaluate_text(model, task.loader(split, 256, final=True), task.kind, device=device)["acc"]
     row["seconds"] = time.perf_counter() - t0
     return row
 

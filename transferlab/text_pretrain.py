@@ -103,7 +103,7 @@ def pretrain(model: nn.Module, objective: str, input_ids: torch.Tensor, attentio
         states[0] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     with seeded(seed, device):
-        for epoch in range(epochs):
+        for _ in range(epochs):
             for idx in _batches(n, batch_size, gen):
                 am = attention_mask[idx]
                 width = int(am.sum(1).max())
@@ -122,7 +122,8 @@ def pretrain(model: nn.Module, objective: str, input_ids: torch.Tensor, attentio
                 window.append(out.loss.item())
                 bar.update(1)
                 if step % log_every == 0 or step == total:
-                    curve.append(dict(step=step, epoch=step / math.ceil(n / batch_size), loss=sum(window) / len(window)))
+                    curve.append(dict(step=step, epoch=step / math.ceil(n / batch_size),
+                                      loss=sum(window) / len(window)))
                     window = []
                 if step in keep or step == total:
                     states[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -46,8 +46,8 @@ class TextTask(Task):
     --------
     >>> t = TextTask("demo", "sentence", {"train": ["a b", "c"], "val": ["a"], "test": ["c"]},
     ...              {"train": [0, 1], "val": [0], "test": [1]}, ("x", "y"))
-    >>> t.num_classes, t.labels("train").tolist(), t.majority_accuracy("test")
-    (2, [0, 1], 1.0)
+    >>> t.num_classes, t.labels("train").tolist(), t.majority_accuracy("train")
+    (2, [0, 1], 0.5)
     """
 
     name: str
@@ -56,7 +56,11 @@ class TextTask(Task):
     targets: dict
     classes: tuple
     info: dict = field(default_factory=dict)
-    splits: tuple = ("train", "val", "test")
+    sealed: bool = True  # the test split needs final=True (every choice is made on "val")
+
+    @property
+    def has_val(self) -> bool:
+        return True
 
     def __post_init__(self):
         as_choice("kind", self.kind, HEAD_KINDS)
@@ -69,20 +73,20 @@ class TextTask(Task):
             if not self.texts[split]:
                 raise ValueError(f"{self.name}: split {split!r} is empty")
 
-    def labels(self, split: str) -> torch.Tensor:
+    def labels(self, split: str, *, final: bool = False) -> torch.Tensor:
         """The labels of ``split``: ``[N]`` class indices (sentence/pair) or ``[N, 2]`` word spans; ``token``
         tasks have one tag per word, returned flat (every word of every example)."""
-        self._check_split(split)
+        self._check_split(split, final)
         y = self.targets[split]
         if self.kind == "token":
             return torch.tensor([t for tags in y for t in tags], dtype=torch.long)
         return torch.tensor(y, dtype=torch.long)
 
-    def majority_accuracy(self, split: str = "test") -> float:
+    def majority_accuracy(self, split: str = "train") -> float:
         """Accuracy of always answering the most frequent label of ``split`` (sentence, pair and token tasks)."""
         if self.kind == "span":
             raise ValueError("a span task has no majority class (its answers are positions)")
-        y = self.labels(split)
+        y = self.labels(split, final=True)  # label counts only: no model is evaluated
         return float(torch.bincount(y).max()) / len(y)
 
     def subset(self, n: int, *, seed: int = 0) -> TextTask:
@@ -92,9 +96,9 @@ class TextTask(Task):
         idx = sorted(order[:n].tolist())
         texts = dict(self.texts, train=[self.texts["train"][i] for i in idx])
         targets = dict(self.targets, train=[self.targets["train"][i] for i in idx])
-        return TextTask(self.name, self.kind, texts, targets, self.classes, dict(self.info, n_train=n), self.splits)
+        return TextTask(self.name, self.kind, texts, targets, self.classes, dict(self.info, n_train=n), self.sealed)
 
-    def loader(self, split="train", batch_size=128, *, shuffle=None, seed=0, **kwargs):
+    def loader(self, split="train", batch_size=128, *, shuffle=None, seed=0, final=False, **kwargs):
         raise TypeError("a TextTask holds words: encode it with a tokenizer first, "
                         "task.encode(tokenizer).loader(split, batch_size)")
 
@@ -108,7 +112,7 @@ class TextTask(Task):
             raise ValueError("the tokenizer has no padding token; set tokenizer.pad_token (e.g. to its eos token)")
         data = {s: _encode_split(self, s, tokenizer, max_length) for s in self.splits}
         return EncodedTextTask(self.name, self.kind, self.classes, data, dict(self.info), tokenizer.pad_token_id,
-                               self.splits)
+                               self.sealed)
 
     def __repr__(self):
         sizes = ", ".join(f"{s}={len(self.texts[s])}" for s in self.splits)
@@ -181,19 +185,24 @@ class EncodedTextTask(Task):
     data: dict
     info: dict
     pad_token_id: int
-    splits: tuple = ("train", "val", "test")
+    sealed: bool = True
 
-    def labels(self, split: str) -> torch.Tensor:
+    @property
+    def has_val(self) -> bool:
+        return True
+
+    def labels(self, split: str, *, final: bool = False) -> torch.Tensor:
         """``[N]`` class indices, ``[N, T]`` token tags (-100 = ignored) or ``[N, 2]`` token spans."""
-        return self.data[self._check_split(split)]["y"]
+        return self.data[self._check_split(split, final)]["y"]
 
     def num_examples(self, split: str) -> int:
-        return len(self.data[self._check_split(split)]["y"])
+        return len(self.data[self._check_split(split, final=True)]["y"])
 
     def loader(self, split: str = "train", batch_size: int = 32, *, shuffle: bool | None = None,
-               seed: int = 0) -> TextLoader:
-        """Batches of ``split``; ``shuffle`` defaults to True for "train" only."""
-        d = self.data[self._check_split(split)]
+               seed: int = 0, final: bool = False) -> TextLoader:
+        """Batches of ``split``; ``shuffle`` defaults to True for "train" only. The test split is sealed: it
+        needs ``final=True`` (the one evaluation of a model whose every choice was made on "val")."""
+        d = self.data[self._check_split(split, final)]
         return TextLoader(d["x"], d["y"], batch_size, shuffle=(split == "train") if shuffle is None else shuffle,
                           seed=seed, token_labels=self.kind == "token")
 

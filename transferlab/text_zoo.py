@@ -25,7 +25,7 @@ from .zoo import ZooEntry
 
 __all__ = ["TextZooSpec", "TEXT_ZOO", "register", "tokenizer_for", "corpus_for"]
 
-_TEXT_WORLD_VERSION = 1  # bump when the text world's language or corpus changes, so text models are rebuilt
+_TEXT_WORLD_VERSION = 2  # bump when the text world's language or corpus changes, so text models are rebuilt
 
 
 def _version(package: str) -> str:
@@ -75,7 +75,8 @@ class TextZooSpec(ZooEntry):
 
     def fingerprint(self) -> str:
         recipe = {k: v for k, v in asdict(self).items() if k != "description"}
-        blob = json.dumps(recipe, sort_keys=True) + f"|textworld{_TEXT_WORLD_VERSION}|tokenizers{_version('tokenizers')}"
+        blob = (json.dumps(recipe, sort_keys=True) + f"|textworld{_TEXT_WORLD_VERSION}"
+                f"|tokenizers{_version('tokenizers')}")
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def tokenizer(self):
@@ -117,7 +118,8 @@ class TextZooSpec(ZooEntry):
         return model.cpu(), metrics
 
     def summary(self) -> dict:
-        budget = f"{self.epochs} epochs" + (f", stopped at step {self.checkpoint}" if self.checkpoint is not None else "")
+        stop = f", stopped at step {self.checkpoint}" if self.checkpoint is not None else ""
+        budget = f"{self.epochs} epochs{stop}"
         return dict(arch=f"text-{self.arch}", label=self.objective, images=None, sentences=self.corpus_size,
                     epochs=self.epochs, label_noise=0.0, budget=budget)
 
@@ -191,3 +193,12 @@ def register(zoo: dict) -> None:
     """Add the text recipes to a zoo registry (``transferlab.zoo.ZOO`` does this when it is imported)."""
     for name, spec in TEXT_ZOO.items():
         zoo.setdefault(name, spec)
+
+
+def _register_into_the_zoo() -> None:
+    from .zoo import ZOO
+
+    register(ZOO)
+
+
+_register_into_the_zoo()

@@ -362,11 +362,9 @@ def status() -> list[dict]:
 
 
 
-# The text recipes (kind "text", lesson 06) register themselves here; their module imports no NLP library until a
-# text model is built or loaded, so this costs the image lessons nothing.
-from .text_zoo import register as _register_text  # noqa: E402
-
-_register_text(ZOO)
+# The text recipes (kind "text", lesson 06) register themselves into ZOO when their module is imported; it imports
+# no NLP library until a text model is built or loaded, so this costs the image lessons nothing.
+from . import text_zoo as _text_zoo  # noqa: E402, F401
 
 
 def names(kind: str | None = None) -> list[str]:
