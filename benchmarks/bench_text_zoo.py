@@ -5,7 +5,7 @@ Builds every text entry of the zoo (``zoo.names("text")``) from nothing, in a te
 each model's build time and what its pretraining reached. Checkpoint entries share their run with the final
 model, so building them all in one process costs one pretraining run per architecture.
 
-    python benchmarks/bench_text_zoo.py [--threads 2]
+    python benchmarks/bench_text_zoo.py [--threads 2] [--home EMPTY_DIR]
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ from _common import write_results  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--home", default=None, help="an empty kit home to build into (default: a new temporary one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="bench-text-zoo-")
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="bench-text-zoo-"))
+    if (home / "zoo").exists() and any((home / "zoo").glob("text*.safetensors")):
+        ap.error(f"{home} already holds text models: the benchmark builds from nothing (use an empty --home)")
+    os.environ["TRANSFERLAB_HOME"] = str(home)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transferlab import zoo
 

@@ -60,9 +60,9 @@ class TextZooSpec(ZooEntry):
     layers: int = 2
     heads: int = 2
     corpus_size: int = 20000
-    epochs: int = 6
+    epochs: int = 3
     lr: float = 1e-3
-    batch_size: int = 128
+    batch_size: int = 64
     vocab_size: int = 600
     checkpoint: int | None = None  # keep the weights at this optimiser step (None: the end of pretraining)
     seed: int = 0
