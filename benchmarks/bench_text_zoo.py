@@ -36,19 +36,23 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transferlab import zoo
 
-    rows, t_all = {}, time.perf_counter()
+    # CPU seconds (all threads) as well as wall-clock: on a shared machine the wall clock measures the neighbours
+    rows, t_all, c_all = {}, time.perf_counter(), time.process_time()
     for name in zoo.names("text"):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         zoo.build(name, progress=False)
         rec = zoo.manifest()[name]
-        rows[name] = dict(seconds=round(time.perf_counter() - t0, 1), pretrain_steps=rec.get("pretrain_steps"),
-                          source_test_acc=rec.get("source_test_acc"), bytes=rec["bytes"])
-        print(f"{name:<22} {rows[name]['seconds']:6.1f} s  steps {rec.get('pretrain_steps')}  "
-              f"held-out acc {rec.get('source_test_acc')}")
-    total = round(time.perf_counter() - t_all, 1)
+        rows[name] = dict(seconds=round(time.perf_counter() - t0, 1), cpu_seconds=round(time.process_time() - c0, 1),
+                          pretrain_steps=rec.get("pretrain_steps"), source_test_acc=rec.get("source_test_acc"),
+                          bytes=rec["bytes"])
+        print(f"{name:<22} {rows[name]['seconds']:6.1f} s wall, {rows[name]['cpu_seconds']:6.1f} s CPU  steps "
+              f"{rec.get('pretrain_steps')}  held-out acc {rec.get('source_test_acc')}")
+    total, cpu = round(time.perf_counter() - t_all, 1), round(time.process_time() - c_all, 1)
     ok = total <= 150
-    print(f"all text models: {total} s (target: about 2 minutes on 2 cores: {'met' if ok else 'NOT met'})")
-    write_results("text_zoo", dict(threads=args.threads, models=rows, total_seconds=total, target_met=ok))
+    print(f"all text models: {total} s wall, {cpu} s CPU (target: about 2 minutes on 2 cores: "
+          f"{'met' if ok else 'NOT met'}; on a machine shared with other jobs the CPU seconds are the better guide)")
+    write_results("text_zoo", dict(threads=args.threads, models=rows, total_seconds=total, cpu_seconds=cpu,
+                                   target_met=ok, load_average=os.getloadavg()))
     return 0
 
 
