@@ -134,7 +134,7 @@ def tiny_bert(vocab_size: int, *, hidden: int = 128, layers: int = 2, heads: int
                                   num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=2 * hidden,
                                   max_position_embeddings=max_length, hidden_dropout_prob=0.0,
                                   attention_probs_dropout_prob=0.0, type_vocab_size=2, pad_token_id=pad_token_id,
-                                  tie_word_embeddings=False)
+                                  tie_word_embeddings=True)
     with seeded(seed):
         return transformers.BertForMaskedLM(cfg)
 
@@ -154,7 +154,7 @@ def tiny_gpt(vocab_size: int, *, hidden: int = 128, layers: int = 2, heads: int 
                                   n_head=heads, n_positions=max_length, n_inner=2 * hidden, resid_pdrop=0.0,
                                   embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=pad_token_id,
                                   bos_token_id=eos_token_id, eos_token_id=eos_token_id,
-                                  tie_word_embeddings=False)
+                                  tie_word_embeddings=True)
     with seeded(seed):
         return transformers.GPT2LMHeadModel(cfg)
 

@@ -77,7 +77,8 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 def pretrain(model: nn.Module, objective: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
              epochs: int, lr: float = 1e-3, batch_size: int = 128, warmup: float = 0.06, weight_decay: float = 0.01,
              mask_id: int | None = None, special_ids=(), seed: int = 0, device=None, log_every: int = 20,
-             checkpoints=(), progress: bool = True, desc: str = "pretrain") -> tuple[list[dict], dict]:
+             checkpoints=(), progress: bool = True, desc: str = "pretrain",
+             mask_prob: float = 0.15) -> tuple[list[dict], dict]:
     """Pretrain a Hugging Face LM head model with ``objective`` "mlm" or "clm"; returns ``(curve, states)``.
 
     ``curve`` has one row per ``log_every`` steps (``step``, ``epoch``, ``loss``: the mean over those steps);
@@ -110,7 +111,7 @@ def pretrain(model: nn.Module, objective: str, input_ids: torch.Tensor, attentio
                 x, am = input_ids[idx, :width], am[:, :width]
                 if objective == "mlm":
                     x, labels = mask_tokens(x, mask_id=mask_id, vocab_size=model.config.vocab_size,
-                                            special_ids=special_ids, generator=gen)
+                                            special_ids=special_ids, prob=mask_prob, generator=gen)
                 else:
                     labels = x.masked_fill(am == 0, -100)
                 out = model(input_ids=x.to(device), attention_mask=am.to(device), labels=labels.to(device))

@@ -60,11 +60,13 @@ class TextZooSpec(ZooEntry):
     layers: int = 2
     heads: int = 2
     corpus_size: int = 20000
-    epochs: int = 3
+    epochs: int = 2
     lr: float = 1e-3
     batch_size: int = 64
     vocab_size: int = 600
     checkpoint: int | None = None  # keep the weights at this optimiser step (None: the end of pretraining)
+    embed_init: str | None = None  # "cbow": start the word embeddings from CBOW vectors trained on the same tokens
+    mask_prob: float = 0.15  # masked LM: the fraction of tokens to predict
     seed: int = 0
     description: str = ""
     kind = "text"
@@ -162,10 +164,13 @@ def _cached_run(run_key: TextZooSpec, keep: frozenset, progress: bool, device: s
         step = len(curve)
         return dict(curve=curve, states={step: state}, last_step=step,
                     metrics={step: dict(source_test_acc=round(acc, 4), final_loss=round(curve[-1]["loss"], 4))})
+    if run_key.embed_init == "cbow":  # word embeddings first, then the Transformer
+        _init_from_cbow(model, enc, tok, special, run_key, device)
     curve, states = P.pretrain(model, run_key.objective, enc["input_ids"], enc["attention_mask"],
                                epochs=run_key.epochs, lr=run_key.lr, batch_size=run_key.batch_size,
                                mask_id=tok.mask_token_id, special_ids=special, seed=run_key.seed, device=device,
-                               checkpoints=sorted(keep), progress=progress, desc=f"pretrain text-{run_key.arch}")
+                               checkpoints=sorted(keep), progress=progress, desc=f"pretrain text-{run_key.arch}",
+                               mask_prob=run_key.mask_prob)
     metrics = {}
     for step, state in states.items():
         model.load_state_dict(state)
@@ -175,15 +180,37 @@ def _cached_run(run_key: TextZooSpec, keep: frozenset, progress: bool, device: s
     return dict(curve=curve, states=states, last_step=max(states), metrics=metrics)
 
 
+def _init_from_cbow(model, enc, tok, special, run_key, device) -> None:
+    """Train CBOW vectors on the recipe's tokens and copy them (rescaled to the model's init) into its embeddings."""
+    import torch
+
+    from . import text_pretrain as P
+    from .text_models import CBOW
+
+    emb = model.get_input_embeddings().weight
+    cbow = CBOW(len(tok), emb.shape[1], pad_id=tok.pad_token_id, seed=run_key.seed)
+    ctx, mid = P.cbow_examples(enc["input_ids"], enc["attention_mask"], pad_id=tok.pad_token_id, special_ids=special)
+    P.pretrain_cbow(cbow, ctx, mid, epochs=2, lr=3e-3, seed=run_key.seed, device=device, progress=False)
+    vectors = cbow.embed.weight.detach().cpu()
+    with torch.no_grad():
+        emb.copy_((vectors - vectors.mean(0)) / vectors.std() * emb.std())
+
+
 def _pretraining_run(run_key, keep, progress, device):
     return _cached_run(run_key, frozenset(keep), bool(progress), device)
 
 
 TEXT_ZOO: dict[str, TextZooSpec] = {
-    "textbert-mlm": TextZooSpec("bert", description="tiny BERT (2 layers, hidden 128), masked-LM pretrained"),
-    "textbert-mlm-s100": TextZooSpec("bert", checkpoint=100, description="the same run after 100 steps"),
-    "textbert-mlm-s300": TextZooSpec("bert", checkpoint=300, description="the same run after 300 steps"),
-    "textgpt-clm": TextZooSpec("gpt", description="tiny GPT (2 layers, hidden 128), causal-LM pretrained"),
+    "textbert-mlm": TextZooSpec("bert", embed_init="cbow",
+                                description="tiny BERT (2 layers, hidden 128): CBOW word vectors, then masked-LM"),
+    "textbert-mlm-s0": TextZooSpec("bert", embed_init="cbow", checkpoint=0,
+                                   description="the same run before masked-LM training: CBOW vectors only"),
+    "textbert-mlm-s100": TextZooSpec("bert", embed_init="cbow", checkpoint=100,
+                                     description="the same run after 100 masked-LM steps"),
+    "textbert-mlm-s300": TextZooSpec("bert", embed_init="cbow", checkpoint=300,
+                                     description="the same run after 300 masked-LM steps"),
+    "textgpt-clm": TextZooSpec("gpt", embed_init="cbow",
+                               description="tiny GPT (2 layers, hidden 128): CBOW word vectors, then causal LM"),
     "textcbow": TextZooSpec("cbow", hidden=64, epochs=2, lr=3e-3, batch_size=512,
                             description="CBOW word embeddings (64-d)"),
 }

@@ -272,7 +272,8 @@ def _build_locked(name: str, spec: ZooEntry, progress: bool, device) -> Path:
             aside = keep_aside(path, "replaced")
             warnings.warn(f"{path} was not written by the kit's zoo (no matching record); kept it as {aside}",
                           stacklevel=3)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # clone: tied weights (a language model's input and output embeddings) share memory, which safetensors refuses
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"name": name, "kind": spec.kind}))
     entry = dict(asdict(spec) if hasattr(spec, "__dataclass_fields__") else {}, name=name, kind=spec.kind,
                  fingerprint=spec.fingerprint(), **metrics, sha256=sha256(path), bytes=path.stat().st_size,
