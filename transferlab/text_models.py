@@ -98,11 +98,13 @@ def train_wordpiece(texts, vocab_size: int = 600):
     >>> tok = train_wordpiece(["the big cat sat", "the small dog ran"] * 5, vocab_size=80)
     >>> tok.convert_ids_to_tokens(tok("the cat")["input_ids"])
     ['[CLS]', 'the', 'cat', '[SEP]']
+    >>> tok("the cat", "sat")["token_type_ids"]  # segment ids for sentence pairs
+    [0, 0, 0, 0, 1, 1]
     """
     vocab_size = as_int("vocab_size", vocab_size, min=40)
     text = _trained("wordpiece", tuple(texts), vocab_size)
     return _load(text, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-                 mask_token="[MASK]")
+                 mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"])
 
 
 def train_bpe(texts, vocab_size: int = 600):
