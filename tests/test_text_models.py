@@ -145,10 +145,8 @@ def test_bertadam_without_bias_correction_matches_a_hand_computation():
         torch.testing.assert_close(p.detach(), expected)
     # the first uncorrected step is bias_correction_factor(1) times Adam's (lr): ~3.16
     q = torch.nn.Parameter(torch.zeros(1))
-    BertAdam([q], lr=1.0, eps=0.0)
-    q.grad = torch.ones(1)
-    torch.optim.Optimizer.step  # noqa: B018 (the class is a torch Optimizer)
     opt2 = BertAdam([q], lr=1.0, eps=0.0)
+    q.grad = torch.ones(1)
     opt2.step()
     assert -q.item() == pytest.approx(bias_correction_factor(1), rel=1e-6)
     assert bias_correction_factor(10) == pytest.approx((1 - 0.9 ** 10) / math.sqrt(1 - 0.999 ** 10))
