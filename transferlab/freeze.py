@@ -57,6 +57,7 @@ from .bn_pin import (
     set_bn_policy,
 )
 from .checks import CheckResult
+from .models import stage_groups, stage_parameters
 
 if TYPE_CHECKING:  # pandas is imported when a summary is made, not with the module
     import pandas as pd
@@ -278,8 +279,6 @@ def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> 
     >>> sorted({n.split(".")[0] for n in names})
     ['layer1', 'stem']
     """
-    from .models import stage_groups, stage_parameters
-
     groups = stage_groups(model)
     stages = list(groups)
     k = _as_index(k, "k")

@@ -36,6 +36,9 @@ from ._paths import atomic_write, file_lock, home, keep_aside, sha256
 from ._validate import as_key, as_list
 from .device import resolve_device, seeded
 from .kitnet import ARCHITECTURES, KitNet
+from .tasks import TensorLoader
+from .train import evaluate, fit
+from .world import source_task
 
 __all__ = ["ZooEntry", "ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest",
            "sha256", "is_built"]
@@ -101,10 +104,6 @@ class ZooSpec(ZooEntry):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def pretrain(self, *, progress: bool, device) -> tuple[KitNet, dict]:
-        from .tasks import TensorLoader
-        from .train import evaluate, fit
-        from .world import source_task
-
         model = self.make_model()
         task = source_task(self.n_per_class, seed=self.seed, label=self.label, n_test_per_class=25)
         if self.epochs > 0:

@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from .._paths import atomic_write, home, keep_aside
+from .manifest import MANIFEST
 from .rules import VERDICTS, Rule
 
 __all__ = ["VERDICTS", "DEFAULT_SETTING", "RECORD_KEYS", "Ledger", "results_dir", "read_ledger", "load_records"]
@@ -118,8 +119,6 @@ class Ledger:
         ('reproduced', 'compare')
         >>> del os.environ["TRANSFERLAB_RESULTS"]
         """
-        from .manifest import MANIFEST
-
         if not isinstance(rule, Rule):
             raise TypeError(f"rule must be a transferlab.claims rule (Compare, Band, Across), got "
                             f"{type(rule).__name__}")

@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from .. import zoo
 from .._validate import as_float, as_int
 
 __all__ = ["RunConfig"]
@@ -97,8 +98,6 @@ class RunConfig:
         >>> RunConfig().fingerprint() == RunConfig().fingerprint() != RunConfig(lr_finetune=1e-4).fingerprint()
         True
         """
-        from .. import zoo
-
         recipe = zoo.ZOO[self.model].fingerprint() if self.model in zoo.ZOO else "external"
         blob = json.dumps(asdict(self), sort_keys=True) + f"|{recipe}|v1"
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
