@@ -70,7 +70,10 @@ __all__ = [
     "Selection", "select_modules", "child_names",
     "freeze_by_names", "unfreeze_by_names", "freeze_by_idxs", "unfreeze_by_idxs", "freeze_stages", "unfreeze_all",
     "trainable_summary", "FreezeCheck", "check_frozen",
-]  # and, importable from here through __getattr__ below, the names that moved to transferlab.freeze_methods
+    # lesson 02's reference methods, from transferlab.freeze_methods (loaded on first use, see __getattr__ below)
+    "FREEZE_METHODS", "FrozenRun", "setup_freeze_method", "saved_activation_bytes", "grad_bytes",
+    "optimizer_state_bytes",
+]
 
 
 # ---------------------------------------------------------------------------------------------- names
