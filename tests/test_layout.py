@@ -29,7 +29,8 @@ def uses_of_the_package(code: str) -> set[tuple[str, str]]:
 
     Examples
     --------
-    >>> sorted(uses_of_the_package("from transferlab import zoo as z\\nz.load('a')\\nfrom transferlab.train import fit"))
+    >>> code = "from transferlab import zoo as z\\nz.load('a')\\nfrom transferlab.train import fit"
+    >>> sorted(uses_of_the_package(code))
     [('transferlab.train', 'fit'), ('transferlab.zoo', 'load')]
     """
     tree = ast.parse(code)

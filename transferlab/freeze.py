@@ -71,8 +71,8 @@ __all__ = [
     "freeze_by_names", "unfreeze_by_names", "freeze_by_idxs", "unfreeze_by_idxs", "freeze_stages", "unfreeze_all",
     "trainable_summary", "FreezeCheck", "check_frozen",
     # lesson 02's reference methods, from transferlab.freeze_methods (loaded on first use, see __getattr__ below)
-    "FREEZE_METHODS", "FrozenRun", "setup_freeze_method", "saved_activation_bytes", "grad_bytes",
-    "optimizer_state_bytes",
+    "FREEZE_METHODS", "FrozenRun", "setup_freeze_method", "saved_activation_bytes", "grad_bytes",  # noqa: F822
+    "optimizer_state_bytes",  # noqa: F822  (PEP 562: resolved by the module's __getattr__ on first use)
 ]
 
 

@@ -280,6 +280,11 @@ def evaluate(model: nn.Module, data: Iterable, *, device=None, amp: bool | None 
     device = model_device(model, device)
     flags = [(m, m.training) for m in model.modules()]
     saved = {k: b.detach().clone() for k, b in model.named_buffers()} if mode == "train" else {}
+    with seeded(None, device):  # train mode may draw dropout masks: from a copy of the caller's stream
+        return _evaluate(model, data, device, amp, mode, loss_fn, metric, flags, saved)
+
+
+def _evaluate(model, data, device, amp, mode, loss_fn, metric, flags, saved) -> dict:
     model.train(mode == "train")
     tot_loss, tot_correct, tot_n = 0.0, 0, 0
     try:
