@@ -560,12 +560,13 @@ def _load_run(app: Sphinx, docname: str, warn: bool) -> list[dict]:
 def _lesson_ref(app: Sphinx, fromdocname: str, lessons: list[str]):
     def ref(stem: str) -> nodes.Node:
         docname = f"{LESSONS_DIR}/{stem}"
-        if stem not in lessons:
-            return nodes.Text(stem)
+        label = f"lesson {stem[:2]}" if re.match(r"\d\d_", stem) else stem
+        if stem not in lessons:  # a lesson of the manifest that this build does not have
+            return nodes.inline(text=label, classes=["transferlab-lesson-absent"])
         title = app.env.titles[docname].astext() if docname in app.env.titles else stem
         node = nodes.reference("", "", internal=True, refuri=app.builder.get_relative_uri(fromdocname, docname),
                                reftitle=title)
-        node += nodes.Text(f"lesson {stem.split('_')[0]}")
+        node += nodes.Text(label)
         return node
 
     return ref
