@@ -246,8 +246,9 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "SWA costs almost nothing extra: one more copy of the weights and one averaging step per epoch or cycle.",
        why="not measured yet: lesson 03 does not time SGD against SWA"),
     _c("swa-across-architectures", "swa-paper",
-       "The gain holds across architectures (ResNets, PyramidNets, DenseNets, Shake-Shake) on CIFAR-10 and "
-       "CIFAR-100.", why="not measured yet: lesson 03 trains one small architecture on the world"),
+       "The gain holds across architectures (residual networks, PyramidNets, DenseNets, Shake-Shake) on "
+       "CIFAR-10, CIFAR-100 and ImageNet.",
+       why="not measured yet: lesson 03 trains one small architecture on the world"),
     _c("swa-improves-pretrained-imagenet", "swa-paper",
        "A few epochs of SWA starting from pretrained ImageNet models improve their accuracy.",
        why="not measured yet: needs ImageNet-scale data; lesson 03's SWA fine-tuning is judged under swa-beats-sgd"),
