@@ -29,23 +29,20 @@ The Keras side (``keras_status``, ``import_keras``, ``torch_bn_to_keras``, ``bn_
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._validate import as_choice, as_int, as_seed
+from .bn_checks import check_bn_freezer, check_bn_frozen, check_preprocess_mode
 from .bn_pin import bn_behaviour, bn_layers, bn_policy, is_batchnorm, set_bn_policy
-from .bn_stats import bn_state, forward_changes_stats, restore_bn_state, stats_drift
-from .checks import CheckResult
+from .bn_stats import bn_state, forward_changes_stats, preserved, restore_bn_state, stats_drift
 from .device import model_device
 from .keras_bridge import bn_defaults, check_keras_momentum, import_keras, keras_status, torch_bn_to_keras
 from .preprocessing import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD, PREPROCESS_MODES, preprocess
-from .tasks import ImageTask
+from .tasks import map_images, split_images
 from .train import evaluate
 
 __all__ = [
@@ -110,19 +107,6 @@ def bn_in_train_mode(model: nn.Module) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------------------
 # Probes that run the model: restore what they touch
-@contextlib.contextmanager
-def _preserved(model: nn.Module):
-    """Restore every module's ``training`` flag and every BN buffer on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    state = bn_state(model)
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-        restore_bn_state(model, state)
-
-
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm().clamp(min=1e-12))
 
@@ -166,7 +150,7 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor, *, device=None) -> list[di
 
     handles = [mod.register_forward_hook(hook(name)) for name, mod in layers]
     try:
-        with _preserved(model), set_bn_regime(model, "train"):  # exits in reverse: policies, then flags
+        with preserved(model), set_bn_regime(model, "train"):  # exits in reverse: policies, then flags
             model.eval()
             model(x)
             phase[0] = "train"
@@ -299,192 +283,8 @@ def output_spread(model: nn.Module, x: torch.Tensor, *, passes: int = 20, seed: 
     x = x.to(device)
     outs = []
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), _preserved(model):
+    with torch.random.fork_rng(devices=devices), preserved(model):
         torch.manual_seed(seed)
         for _ in range(passes):
             outs.append(model(x).float().cpu())
     return torch.stack(outs)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The same task photographed differently; a split's raw images
-def map_images(task: ImageTask, fn: Callable[[torch.Tensor], torch.Tensor], label: str) -> ImageTask:
-    """``task`` with ``fn`` applied to the uint8 images of every split (train, validation, test); labels kept.
-
-    A "new camera" for lesson 05: the same objects under another exposure. The result keeps the task's classes,
-    normalisation statistics and seal, and is named ``f"{task.name}[{label}]"``. ``fn`` must return uint8 images
-    of the same shape.
-
-    Examples
-    --------
-    >>> from transferlab.world import target_task
-    >>> t = target_task(2, n_test_per_class=1, n_val_per_class=1, size=16)
-    >>> dark = map_images(t, lambda x: x // 2, "dark"); dark.name, dark.sealed, int(dark.x_train.max()) <= 127
-    ('target[sim=1][dark]', True, True)
-    """
-    def apply(x, split):
-        out = fn(x)
-        if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8 or out.shape != x.shape:
-            raise ValueError(f"{label!r}: fn must return uint8 images of shape {tuple(x.shape)} for the {split} split, "
-                             f"got {type(out).__name__} {getattr(out, 'dtype', '')} {tuple(getattr(out, 'shape', ()))}")
-        return out
-
-    changes = {f"x_{split}": apply(getattr(task, f"x_{split}"), split) for split in task.splits}
-    return dataclasses.replace(task, name=f"{task.name}[{label}]", info=dict(task.info, shift=label), **changes)
-
-
-def split_images(task: ImageTask, split: str, *, final: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The raw uint8 images and the labels of ``split``, for code that normalises images itself.
-
-    The same rule as ``task.loader``: the test split of a sealed task (one with a validation split) needs
-    ``final=True``, the final evaluation of a model whose choices were made on validation.
-
-    Examples
-    --------
-    >>> from transferlab.world import target_task
-    >>> t = target_task(2, n_test_per_class=1, n_val_per_class=1, size=16)
-    >>> x, y = split_images(t, "val"); x.dtype, len(y)
-    (torch.uint8, 10)
-    >>> split_images(t, "test")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    transferlab.tasks.SealedSplitError: the test split of ... is sealed: ...
-    """
-    y = task.labels(split, final=final)  # checks the split and the seal
-    return getattr(task, f"x_{split}"), y
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Exercise check
-def check_bn_frozen(model: nn.Module, x: torch.Tensor, *, device=None) -> CheckResult:
-    """Exercise: is every BN layer of ``model`` truly frozen, even after ``model.train()``?
-
-    Judged by behaviour, so any correct solution passes (overriding ``train``, a forward pre-hook, ...):
-    with the model put in train mode, one forward pass must change no running statistic, and every BN
-    layer's output must equal its input normalised with the running statistics. The model's modes and
-    statistics are left as they were.
-
-    Returns
-    -------
-    CheckResult
-        Truthy when right; shows itself as one line in a notebook, naming the layers at fault when wrong.
-
-    Examples
-    --------
-    >>> m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
-    >>> bool(check_bn_frozen(m, torch.randn(8, 4)))
-    False
-    >>> with set_bn_regime(m, "frozen"):
-    ...     check_bn_frozen(m, torch.randn(8, 4))
-    ✅ Correct: after model.train() every BN layer still uses its running statistics and none moved.
-    """
-    layers = bn_layers(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no BatchNorm layers")
-    device = model_device(model, device)
-    seen: dict[str, tuple] = {}
-
-    def hook(name):
-        def fn(mod, inputs, output):
-            seen[name] = (inputs[0].detach().clone(), output.detach().clone())
-        return fn
-
-    handles = [mod.register_forward_hook(hook(name)) for name, mod in layers]
-    try:
-        with _preserved(model), torch.no_grad():
-            model.train()
-            before = bn_state(model)
-            model(x.to(device))
-            moved = [r["name"] for r in stats_drift(before, bn_state(model)) if r["changed"]]
-    finally:
-        for h in handles:
-            h.remove()
-    batch_stat_layers = []
-    for name, mod in layers:
-        if name not in seen:
-            continue
-        inp, out = seen[name]
-        want = F.batch_norm(inp, mod.running_mean, mod.running_var, mod.weight, mod.bias, training=False,
-                            eps=mod.eps)
-        if not torch.allclose(out, want, rtol=1e-4, atol=1e-5):
-            batch_stat_layers.append(name)
-    if not batch_stat_layers and not moved:
-        return CheckResult(True, "Correct: after model.train() every BN layer still uses its running statistics and "
-                                 "none moved.")
-    return CheckResult(False, f"Not yet: after model.train(), {len(batch_stat_layers)} BN layer(s) normalised with "
-                              f"batch statistics ({batch_stat_layers[:3]}) and {len(moved)} changed their running "
-                              f"statistics ({moved[:3]}).")
-
-
-def check_bn_freezer(freeze_bn: Callable[[nn.Module], object] | None, model: nn.Module, x: torch.Tensor, *,
-                     device=None) -> CheckResult:
-    """Exercise: does ``freeze_bn(model)`` make every BN layer keep and use its statistics, even after ``train()``?
-
-    Applies the learner's function to a deep copy of ``model`` (which is not changed) and judges the result with
-    :func:`check_bn_frozen`; ``None`` means "no answer yet".
-
-    Examples
-    --------
-    >>> m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
-    >>> bool(check_bn_freezer(lambda model: model.eval(), m, torch.randn(8, 4)))   # undone by model.train()
-    False
-    >>> bool(check_bn_freezer(lambda model: set_bn_regime(model, "frozen"), m, torch.randn(8, 4)))
-    True
-    """
-    if freeze_bn is None:
-        return CheckResult(False, "no answer yet: replace the None with a function freeze_bn(model)")
-    if not callable(freeze_bn):
-        return CheckResult(False, f"expected a function freeze_bn(model), got {type(freeze_bn).__name__}")
-    m = copy.deepcopy(model)
-    try:
-        freeze_bn(m)
-    except Exception as err:  # the learner's code: report any error as the answer's problem
-        return CheckResult(False, f"Not yet: your function raised {type(err).__name__}: {err}")
-    try:
-        return check_bn_frozen(m, x, device=device)
-    except Exception as err:  # e.g. a forward pre-hook that returns something other than None or new inputs
-        return CheckResult(False, f"Not yet: with your function applied, a forward pass raised {type(err).__name__}: "
-                                  f"{err} (a forward pre-hook must return None, or the module's new inputs)")
-
-
-_KERAS_MODES = {"torch": (IMAGENET_MEAN, IMAGENET_STD), "tf": ((0.5,) * 3, (0.5,) * 3)}
-
-
-def check_preprocess_mode(answer: str | None, model_name: str) -> CheckResult:
-    """Exercise: which Keras ``preprocess_input`` mode (``"caffe"``, ``"tf"``, ``"torch"``, or ``"none"``) gives
-    the timm checkpoint ``model_name`` the inputs it was trained with?
-
-    The expected answer is read offline from timm's ``pretrained_cfg`` (its mean and std; no weights are
-    downloaded): the mode whose normalisation equals it, or ``"none"``. ``"caffe"`` never does for a timm
-    checkpoint: it also swaps RGB to BGR.
-
-    Examples
-    --------
-    >>> check_preprocess_mode("tf", "inception_v3.tf_in1k")
-    ✅ Correct: inception_v3.tf_in1k expects mean (0.5, 0.5, 0.5), std (0.5, 0.5, 0.5): Keras mode 'tf'.
-    >>> bool(check_preprocess_mode("torch", "inception_v3.tf_in1k"))
-    False
-    """
-    import timm
-
-    options = ("caffe", "tf", "torch", "none")
-    cfg = timm.get_pretrained_cfg(model_name)
-    if cfg is None:
-        raise ValueError(f"timm has no pretrained configuration named {model_name!r}")
-    mean, std = tuple(cfg.mean), tuple(cfg.std)
-    close = lambda a, b: all(abs(u - v) < 1e-3 for u, v in zip(a, b, strict=True))  # noqa: E731
-    expected = next((k for k, (m, s) in _KERAS_MODES.items() if close(mean, m) and close(std, s)), "none")
-    if answer is None or (isinstance(answer, str) and not answer.strip()):
-        return CheckResult(False, f"no answer yet: replace the None with one of {options}")
-    got = str(answer).strip().lower()
-    if got not in options:
-        return CheckResult(False, f"Not yet: {answer!r} is not one of {options}")
-    said = f"{model_name} expects mean {tuple(round(v, 4) for v in mean)}, std {tuple(round(v, 4) for v in std)}"
-    if got == expected:
-        return CheckResult(True, f"Correct: {said}: Keras mode {expected!r}." if expected != "none" else
-                                 f"Correct: {said}: no Keras mode gives that; normalise with the checkpoint's own.")
-    hint = {"caffe": "caffe mode also swaps RGB to BGR and does not scale to [0, 1]",
-            "tf": "tf mode maps to [-1, 1]: mean 0.5, std 0.5", "torch": "torch mode uses ImageNet's mean and std",
-            "none": "one of the modes does match"}[got]
-    return CheckResult(False, f"Not yet: {hint}. Read the checkpoint's pretrained_cfg (timm.get_pretrained_cfg(name)), "
-                              f"not the architecture's.")

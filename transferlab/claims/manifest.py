@@ -218,10 +218,12 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "To unfreeze, set requires_grad back to True and hand the parameters to the optimizer with "
        "add_param_group.", why="not measured as a claim: lesson 02's trap 2 shows the ValueError when the "
        "optimizer already holds them, and records nothing"),
-    _c("freeze-helpers-by-name-and-index", "pytorch-freeze",
-       "The helpers set_freeze_by_names and freeze_by_idxs freeze a model's children given by name or by index "
-       "(negative indices count from the end), and unfreeze them with freeze=False.", why="not measured as a "
-       "claim: lesson 02's trap 7 shows names and indices that match no child pass silently, and records nothing"),
+    _c("freeze-source-helpers-exact-names", "pytorch-freeze",
+       "The helpers set_freeze_by_names and freeze_by_idxs freeze exactly the children given by name or by index "
+       "(negative indices count from the end), and unfreeze them with freeze=False.", L02),
+    _c("freeze-source-restore-data-assign", "pytorch-freeze",
+       "Method 3 as written (copy the cached weights back with weight.data = old.data after every step) keeps the "
+       "frozen weights fixed.", L02),
     # ---------------------------------------------------------------- SWA, the paper (lesson 03)
     _c("fge-snapshots-around-flat-region", "swa-paper",
        "The models FGE collects with a cyclical learning rate lie around the edge of a wide region of low loss; "
