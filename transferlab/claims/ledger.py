@@ -137,7 +137,7 @@ class Ledger:
         rec = self.record(claim_id, claim=claim, measured=measured, verdict=verdict.verdict,
                           value=dict(estimate=verdict.estimate, interval=[lo, hi], n=verdict.n),
                           source=source or (entry.source if entry else ""), display=False)
-        rec.update(rule=rule.spec(), rule_text=rule.describe(), inputs=inputs,
+        rec.update(rule=_finite_json(rule.spec()), rule_text=rule.describe(), inputs=inputs,
                    evidence=_finite_json(verdict.as_dict()))
         json.dumps(rec, allow_nan=False)
         self.records[claim_id] = rec
