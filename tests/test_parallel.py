@@ -22,6 +22,9 @@ import transferlab
 from transferlab import experiments as X
 from transferlab import parallel as P
 
+# one pytest-xdist worker runs this module (--dist loadgroup), so its worker pool and Dask cluster start once
+pytestmark = pytest.mark.xdist_group("parallel")
+
 # 2 images per class, 1 epoch, 16 px, a zoo model: each run well under a second
 TINY = X.RunConfig(model="kitnet_s-src", train_images=20, min_epochs=1, max_epochs=1, n_test_per_class=2,
                    image_size=16, probe_epochs=5, batch_size=8)
