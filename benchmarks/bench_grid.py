@@ -11,7 +11,7 @@ cache: rows written as one file each (now) against one file rewritten under a lo
 
 Other work on the machine changes these figures: the load average before and after each phase is recorded.
 
-    python benchmarks/bench_grid.py [--workers 2] [--sizes 20] [--seeds 0 1] [--no-cluster]
+    python benchmarks/bench_grid.py [--workers 2] [--sizes 20] [--seeds 0 1] [--no-cluster] [--sequential-threads 1 2]
 """
 
 from __future__ import annotations
@@ -125,13 +125,15 @@ def main() -> int:
     ap.add_argument("--noop-runs", type=int, default=50)
     ap.add_argument("--cache-rows", type=int, default=500)
     ap.add_argument("--no-cluster", action="store_true")
+    ap.add_argument("--sequential-threads", type=int, nargs="+", default=[1],
+                    help="torch threads of the sequential runs (1: the bitwise reference; add 2 to compare)")
     args = ap.parse_args()
     config = X.RunConfig(model=args.model, train_images=args.train_images, min_epochs=1, max_epochs=5,
                          n_test_per_class=20, probe_epochs=50)
     grid = dict(sizes=args.sizes, similarities=args.sims, plan=PLAN, seeds=args.seeds)
     print(f"{os.cpu_count()} CPU cores, load {load()}; grid: {grid}, model {args.model}")
     phases, tables = {}, {}
-    for threads in sorted({1, args.workers}):
+    for threads in sorted({1, *args.sequential_threads}):
         torch.set_num_threads(threads)
         X.clear_caches()  # the sequential run reads weights and builds tasks inside its time, as workers do
         name = f"sequential {threads} thread{'s' if threads > 1 else ''}"

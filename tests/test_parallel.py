@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import transferlab
+from transferlab import _worker as W
 from transferlab import experiments as X
 from transferlab import parallel as P
 
@@ -122,7 +123,7 @@ def test_device_for_rank_cycles_through_the_devices():
         P.device_for_rank(0, "cuda:0")
     with pytest.raises(ValueError, match="rank must be an integer >= 0, got -1"):
         P.device_for_rank(-1, fake)
-    assert [P._rank_from_name(n) for n in (0, "5", "node2-3", "tcp://10.0.0.1:4567")] == [0, 5, 3, None]
+    assert [W._rank_from_name(n) for n in (0, "5", "node2-3", "tcp://10.0.0.1:4567")] == [0, 5, 3, None]
 
 
 def test_a_worker_pins_its_gpu_by_rank_on_a_fake_four_gpu_machine(monkeypatch):
@@ -133,13 +134,13 @@ def test_a_worker_pins_its_gpu_by_rank_on_a_fake_four_gpu_machine(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(torch.cuda, "set_device", lambda dev: pinned.append(str(dev)))
     monkeypatch.setattr(D, "_available", lambda kind: kind in ("cuda", "cpu"))
-    assert P._local_devices() == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
-    assert str(P._pin_device(5, None)) == "cuda:1"  # rank 5 of a machine with 4 GPUs
+    assert W._local_devices() == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+    assert str(W._pin_device(5, None)) == "cuda:1"  # rank 5 of a machine with 4 GPUs
     assert pinned == ["cuda:1"] and str(D.get_default_device()) == "cuda:1"  # so device=None means cuda:1 here
-    assert str(P._pin_device(2, ["cuda:3", "cpu"])) == "cuda:3" and pinned[-1] == "cuda:3"
-    assert str(P._pin_device(1, ["cuda:3", "cpu"])) == "cpu" and len(pinned) == 2  # the CPU pins no GPU
+    assert str(W._pin_device(2, ["cuda:3", "cpu"])) == "cuda:3" and pinned[-1] == "cuda:3"
+    assert str(W._pin_device(1, ["cuda:3", "cpu"])) == "cpu" and len(pinned) == 2  # the CPU pins no GPU
     with pytest.raises(ValueError, match="does not exist: this machine has 4 GPU"):
-        P._pin_device(0, ["cuda:7"])
+        W._pin_device(0, ["cuda:7"])
 
 
 # ----------------------------------------------------------------------------------------------- cache and progress
