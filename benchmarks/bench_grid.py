@@ -52,14 +52,33 @@ def warm(_):
     return P.worker_info()
 
 
+def cpu_seconds(executor) -> float | None:
+    """CPU seconds used so far by whoever runs the grid: this process, the pool's workers or the Dask workers.
+
+    Other work on the machine slows wall time but hardly changes CPU time, so this is the figure to compare on a
+    busy machine."""
+    if executor is None:
+        return time.process_time()
+    client = getattr(executor, "_client", None)
+    if client is not None:  # a Dask executor: ask each worker
+        return float(sum(client.run(time.process_time).values()))
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return float(sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in executor._processes.values()))
+
+
 def run_phase(name: str, grid: dict, config, executor, workers: int, n_noop: int) -> tuple[dict, object]:
     t0 = time.perf_counter()
     info = P.map_runs(warm, range(workers), executor=executor, progress=False) if executor else None
     started = time.perf_counter() - t0
     before = load()
+    cpu0 = cpu_seconds(executor)
     t1 = time.perf_counter()
     df = X.run_grid(**grid, config=config, executor=executor, device="cpu", desc=name)
     wall = time.perf_counter() - t1
+    cpu1 = cpu_seconds(executor)
     after = load()
     t2 = time.perf_counter()
     P.map_runs(noop, range(n_noop), executor=executor, progress=False)
@@ -69,6 +88,8 @@ def run_phase(name: str, grid: dict, config, executor, workers: int, n_noop: int
     out = dict(startup_s=round(started, 2), wall_s=round(wall, 2), runs=n, run_seconds_sum=round(inside, 2),
                noop_overhead_ms=round(1000 * per_noop, 2),
                unaccounted_per_run_s=round((wall * (workers if executor else 1) - inside) / n, 3),
+               cpu_s=None if cpu0 is None else round(cpu1 - cpu0, 2),
+               cpu_per_run_s=None if cpu0 is None else round((cpu1 - cpu0) / n, 3),
                load_before=before, load_after=after,
                workers=[dict(rank=i["rank"], device=i["device"], threads=i["threads"]) for i in info] if info else None)
     return out, df
@@ -76,8 +97,8 @@ def run_phase(name: str, grid: dict, config, executor, workers: int, n_noop: int
 
 def report(name: str, p: dict) -> None:
     print(f"{name:<22} start-up {p['startup_s']:6.1f} s  grid {p['wall_s']:6.1f} s  ({p['runs']} runs, "
-          f"{p['run_seconds_sum']:.1f} s inside runs)  no-op {p['noop_overhead_ms']:6.1f} ms/run  "
-          f"load {p['load_before']} -> {p['load_after']}")
+          f"{p['run_seconds_sum']:.1f} s inside runs, {p['cpu_per_run_s']} CPU s/run)  "
+          f"no-op {p['noop_overhead_ms']:6.1f} ms/run  load {p['load_before']} -> {p['load_after']}")
 
 
 def cache_costs(n_rows: int) -> dict:
@@ -163,12 +184,17 @@ def main() -> int:
         report(name, p)
         p["speedup_vs_sequential_1_thread"] = round(base["wall_s"] / p["wall_s"], 2)
         p["speedup_with_startup"] = round(base["wall_s"] / (p["wall_s"] + p["startup_s"]), 2)
+        if p["cpu_per_run_s"] and base["cpu_per_run_s"] and not name.startswith("sequential"):
+            # what an otherwise idle machine would give if the runs are CPU-bound: an estimate, not a measurement
+            p["cpu_bound_speedup_estimate"] = round(min(args.workers, os.cpu_count() or 1)
+                                                    * base["cpu_per_run_s"] / p["cpu_per_run_s"], 2)
     ref = tables["sequential 1 thread"].drop(columns=["seconds", "cached"])
     identical = {name: bool(df.drop(columns=["seconds", "cached"]).equals(ref)) for name, df in tables.items()}
     print("identical to the sequential run at 1 thread:", identical)
     for name, p in phases.items():
         print(f"  {name:<22} speed-up {p['speedup_vs_sequential_1_thread']:.2f}x "
-              f"({p['speedup_with_startup']:.2f}x counting start-up)")
+              f"({p['speedup_with_startup']:.2f}x counting start-up; CPU-bound estimate on an idle machine: "
+              f"{p.get('cpu_bound_speedup_estimate', '-')}x)")
     write_results("bench_grid", dict(
         cpu_cores=os.cpu_count(), workers=args.workers, model=args.model, grid={k: list(v) if isinstance(
             v, list) else v for k, v in grid.items()}, runs=len(ref), config_fingerprint=config.fingerprint(),

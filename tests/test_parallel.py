@@ -98,6 +98,9 @@ def test_workers_import_this_package_see_the_callers_environment_and_run_one_thr
             assert s["home"] == str(tmp_path / "home") and s["results"] is None
             assert s["threads"] == 1 and s["info"]["device"] == "cpu" and s["info"]["threads"] == 1
             assert s["pid"] != os.getpid() and s["info"]["rank"] in (0, 1)
+        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ (1.8x the CPU time for torch): its workers get glibc's back
+        trimmed = executor is cluster or "MALLOC_TRIM_THRESHOLD_" in os.environ
+        assert s["info"]["malloc_restored"] is (trimmed and sys.platform.startswith("linux"))
     client_made = P.map_runs(_whereabouts, [9], executor=cluster._client, progress=False)[0]  # a Client as it is
     assert client_made["info"]["rank"] in (0, 1) and client_made["file"] == transferlab.__file__
     monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path / "results"))  # a later change reaches the workers too
