@@ -107,6 +107,18 @@ def test_workers_import_this_package_see_the_callers_environment_and_run_one_thr
     assert P.map_runs(_whereabouts, [0], executor=pool, progress=False)[0]["results"] == str(tmp_path / "results")
 
 
+def test_an_interrupt_of_the_process_group_leaves_the_pool_working(pool):
+    import signal
+
+    pids = {s["pid"] for s in P.map_runs(_whereabouts, range(4), executor=pool, progress=False)}
+    for pid in pids:  # what a notebook's stop button does to the kernel's process group
+        os.kill(pid, signal.SIGINT)
+    time.sleep(1.0)
+    for pid in pids:
+        os.kill(pid, 0)  # still alive (it raises ProcessLookupError for a worker the signal killed)
+    assert {s["pid"] for s in P.map_runs(_whereabouts, range(4), executor=pool, progress=False)} <= pids
+
+
 def test_a_function_defined_in_a_notebook_travels_by_value(pool):
     offset = 10  # a closure over a local, as a notebook cell's function over its globals
 

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import signal
 import socket
 import sys
 import threading
@@ -119,7 +120,13 @@ def _setup_worker(rank: int | None, devices: Sequence | None, threads: int) -> N
 
 
 def _init_pool_worker(counter, devices, threads) -> None:
-    """The initialiser of :func:`process_pool`'s workers: the next rank from a shared counter, then the setup."""
+    """The initialiser of :func:`process_pool`'s workers: the next rank from a shared counter, then the setup.
+
+    A worker ignores SIGINT: a notebook's stop button signals the kernel's whole process group, and a worker
+    killed while idle would break the pool for the rest of the session. The caller handles the interrupt: it
+    cancels the runs not yet started; those running finish.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         rank = counter.value
         counter.value += 1
