@@ -25,6 +25,10 @@ epochs (the schedule is constant there), and every SWA variant *is* the SGD run 
 :func:`sgd_checkpoints` trains the shared part once and keeps :class:`Checkpoint`\\ s (weights, optimizer state,
 the loader's position); :func:`resume_sgd` and :func:`resume_swa` continue from one as often as needed. For the
 kit's loaders and a model without dropout a resumed run is the unbranched run, number for number (tested).
+
+The modules: :mod:`~transferlab.swa.schedule` (SGD's side: the schedule, ``SWALR``), :mod:`~transferlab.swa.averaging`
+(the callback, ``update_bn``, the running-average exercise), :mod:`~transferlab.swa.runs` (whole runs and
+checkpoints). Ensembles of snapshots, FGE and cyclic SWA are in :mod:`transferlab.ensembles`.
 """
 
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
