@@ -84,9 +84,28 @@ def _ledger_names(trees: list[ast.Module]) -> set[str]:
     return names
 
 
-def _ledger_calls(tree: ast.Module, names: set[str]) -> list[ast.Call]:
+def _wrappers(trees: list[ast.Module], names: set[str]) -> set[str]:
+    """Notebook functions that pass their first argument on as a ledger call's claim id (``def judge(cid, ...):
+    ledger.judge(cid, ...)``): a call of one of them with a literal id records that id."""
+    out = set()
+    for tree in trees:
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef) or not fn.args.args:
+                continue
+            first = fn.args.args[0].arg
+            for call in _ledger_calls(fn, names, set()):
+                arg = _id_arg(call)
+                if isinstance(arg, ast.Name) and arg.id == first:
+                    out.add(fn.name)
+    return out
+
+
+def _ledger_calls(tree: ast.AST, names: set[str], wrappers: set[str] = frozenset()) -> list[ast.Call]:
     calls = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in wrappers:
+            calls.append(node)
+            continue
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr in LEDGER_METHODS):
             continue
@@ -109,14 +128,20 @@ def scan_notebook(path: Path, manifest=MANIFEST) -> Scan:
     cells = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     trees = [(i, _parse(c.source, f"{Path(path).name} cell {i}")) for i, c in cells]
     names = _ledger_names([t for _, t in trees])
+    wrappers = _wrappers([t for _, t in trees], names)
     scan = Scan()
     for i, tree in trees:
         where = f"{Path(path).name} cell {i}"
         variable = False
-        for call in _ledger_calls(tree, names):
+        wrapper_defs = {fn for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef) and fn.name in wrappers}
+        inside = {id(c) for fn in wrapper_defs for c in ast.walk(fn)}
+        for call in _ledger_calls(tree, names, wrappers):
+            if id(call) in inside:  # the wrapper's own body passes its parameter on: not a recording by itself
+                continue
             arg = _id_arg(call)
             if arg is None:
-                scan.problems.append(f"{where}: a ledger .{call.func.attr}() call without a claim id")
+                what = call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id
+                scan.problems.append(f"{where}: a ledger {what}() call without a claim id")
             elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 scan.literal.add(arg.value)
             else:
@@ -178,7 +203,7 @@ def test_scanner_reports_a_near_miss_and_a_cell_it_cannot_read(tmp_path):
     path = _nb(tmp_path, "ledger = None",
                "for cid in ['few-epochs', 'small-similar-head-onyl']:\n    ledger.record(cid, claim='c', "
                "measured='m', verdict='partly')",
-               "def rec(cid):\n    ledger.judge(cid, rule, data)",
+               "def rec(cid):\n    ledger.judge(cid, rule, data)\nrec(f'{cid}-x')",
                "ledger.record(f'{prefix}-x', claim='c', measured='m', verdict='partly')",
                "ledger.record(claim='c', measured='m', verdict='partly')")
     scan = scan_notebook(path)
@@ -187,6 +212,15 @@ def test_scanner_reports_a_near_miss_and_a_cell_it_cannot_read(tmp_path):
     assert "did you mean 'small-similar-head-only'" in scan.problems[0]
     assert "cell 2" in scan.problems[1] and "spell the ids out" in scan.problems[1]
     assert "cell 3" in scan.problems[2] and "without a claim id" in scan.problems[3]
+
+
+def test_scanner_follows_a_notebook_function_that_passes_the_id_on(tmp_path):
+    """Lesson 00's pattern: ``def judge(claim_id, ...): ledger.judge(claim_id, ...)``, then ``judge("few-epochs")``."""
+    path = _nb(tmp_path, "ledger = make()",
+               "def judge(claim_id, data, text):\n    return ledger.judge(claim_id, RULES[claim_id], data)",
+               "few = judge('few-epochs', {}, str)")
+    scan = scan_notebook(path)
+    assert scan.literal == {"few-epochs"} and scan.problems == []
 
 
 def test_scanner_refuses_code_it_cannot_parse(tmp_path):

@@ -231,17 +231,19 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "has no FGE models to place"),
     _c("swa-approximates-fge", "swa-paper",
        "Averaging the weights gives one model whose predictions come close to those of the FGE ensemble, at "
-       "the cost of one forward pass.", why="not measured yet: lesson 03 builds no ensemble to compare the "
-       "average against"),
-    _c("swa-beats-sgd", "swa-paper",
-       "SWA gives lower test error than SGD at the same budget, and more so with 1.25 and 1.5 budgets.", L03),
+       "the cost of one forward pass.", L03),
+    _c("swa-cyclic-averaging", "swa-paper",
+       "With a cyclical learning rate, averaging the weights at the end of each cycle also beats SGD at matched "
+       "budgets.", L03),
+    _c("swa-beats-sgd", "swa-paper", "SWA gives lower test error than SGD at the same training budget.", L03),
+    _c("swa-gain-grows-with-budget", "swa-paper",
+       "SWA's gain over SGD is larger with 1.25 and 1.5 budgets than with one budget.", L03),
     _c("swa-wider-optima", "swa-paper", "SWA finds wider optima than SGD along random directions.", L03),
     _c("sgd-at-periphery", "swa-paper",
        "SGD ends near the periphery of the low-error region, SWA nearer its centre.", L03),
-    _c("swa-lr-schedule", "swa-paper",
-       "SWA needs a learning rate that keeps the iterates moving while they are averaged: cyclical, or constant "
-       "and fairly high.", why="not measured yet: lesson 03 reports the SWA learning rate's effect from "
-       "development runs (its exercise 3), not as a record"),
+    _c("swa-lr-sweep", "swa-paper",
+       "SWA needs a learning rate that keeps the iterates moving while they are averaged: the higher it is, the "
+       "wider the averaged optimum (the lesson sweeps it).", L03),
     _c("swa-needs-update-bn", "swa-paper",
        "The averaged weights need their BatchNorm statistics recomputed before use.", L03),
     _c("swa-little-overhead", "swa-paper",
@@ -269,11 +271,10 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
     _c("swa-as-callback", "swa-fastai",
        "SWA fits a training library as a callback: from a chosen epoch on, fold the weights into a running "
        "average at the end of each epoch, with no change to the optimiser.", why="not measured as a claim: "
-       "lesson 03 uses the kit's SWA callback (transferlab.swa), which its unit tests check"),
-    _c("swa-running-average-test", "swa-fastai",
+       "lesson 03 writes the callback out and records its functional test (swa-callback-functional-test)"),
+    _c("swa-callback-functional-test", "swa-fastai",
        "A functional test checks the callback: its averaged weights equal the mean of the weights at the "
-       "averaging epochs, computed by hand.", why="not measured as a claim: lesson 03 checks torch's average "
-       "against a hand-kept one and exercise 1 asks for it, but records nothing"),
+       "averaging epochs, computed by hand.", L03),
     _c("swa-experiment-test", "swa-fastai",
        "An experiment test: trained the same way on a small problem, the SWA model ends with a lower error than "
        "SGD's.", why="not recorded under this id: lesson 03's section 3 runs this test in miniature and records "
