@@ -12,6 +12,7 @@ Models already built with the current recipe and an intact file are skipped, so 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 
@@ -60,6 +61,11 @@ def main(argv=None) -> int:
         hints = "".join(did_you_mean(n, zoo.ZOO) for n in unknown)
         print(f"error: unknown zoo model(s) {unknown}.{hints} Known: {', '.join(zoo.ZOO)}", file=sys.stderr)
         return 2
+    text = [n for n in names if zoo.ZOO[n].kind == "text"]
+    if text and importlib.util.find_spec("transformers") is None:
+        print(f"note: skipping the text models {text} (lesson 06): they need the nlp extra, "
+              f"pip install 'transferlab[nlp]'", file=sys.stderr)
+        names = [n for n in names if n not in text]
     t0 = time.perf_counter()
     zoo.build_all(names, force=args.force, device=args.device)
     print(f"zoo ready in {zoo.zoo_dir()} ({time.perf_counter() - t0:.0f} s)")

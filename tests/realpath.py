@@ -59,4 +59,71 @@ def make_offline_home(home: Path, *, classes: int = 10, per_class: int = 16) -> 
         os.symlink(zoo.zoo_dir(), home / "zoo")
     install_timm_weights(home)
     folder = make_image_folder(home / "images", classes=classes, per_class=per_class)
-    return dict(DATA=f"folder:{folder}", MODELS=TIMM_NAME)
+    params = dict(DATA=f"folder:{folder}", MODELS=TIMM_NAME)
+    try:
+        params["text"] = make_text_files(home)
+    except ImportError:  # transformers absent (the nlp extra): lesson 06 cannot run at all
+        params["text"] = None
+    return params
+
+
+# --- lesson 06 (text): a local CSV and a tiny Hugging Face model folder stand in for GLUE and bert-base-uncased ---
+TEXT_LESSONS = ("06_nlp_transfer",)
+_GOOD = ("great", "wonderful", "moving", "clever", "delightful", "superb", "charming", "brilliant")
+_BAD = ("dull", "awful", "clumsy", "boring", "tedious", "weak", "messy", "bland")
+_NOUNS = ("film", "plot", "cast", "story", "script", "ending", "score", "pacing")
+
+
+def make_text_csv(path: Path, *, rows: int = 160, seed: int = 0) -> Path:
+    """A small sentiment CSV (``text``, ``label``: ``negative``/``positive``), as a user's own data would be."""
+    import csv
+    import random
+
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        for i in range(rows):
+            good = i % 2 == 0
+            adj = rng.choice(_GOOD if good else _BAD)
+            w.writerow([f"the {rng.choice(_NOUNS)} was {rng.choice(('very', 'quite', 'so'))} {adj} and the "
+                        f"{rng.choice(_NOUNS)} felt {rng.choice(_GOOD if good == (rng.random() < 0.8) else _BAD)}",
+                        "positive" if good else "negative"])
+    return path
+
+
+def make_tiny_hf_model(folder: Path, texts, seed: int = 0) -> Path:
+    """A randomly initialised tiny BERT and a WordPiece tokenizer, saved with ``save_pretrained`` (what a user
+    downloads once on a connected machine)."""
+    import transformers
+
+    from transferlab.text_models import train_wordpiece
+
+    tok = train_wordpiece(list(texts), 200)
+    cfg = transformers.BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = transformers.BertModel(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def make_text_files(home: Path) -> dict:
+    """The lesson-06 real path offline: ``DATA=<csv>``, ``MODELS=<local model folder>``."""
+    import csv
+
+    path = make_text_csv(home / "text" / "reviews.csv")
+    with open(path) as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    folder = make_tiny_hf_model(home / "text" / "tiny-bert", texts)
+    return dict(DATA=str(path), MODELS=str(folder))
+
+
+def params_for(notebook: str, params: dict) -> dict:
+    """The real-path parameters for ``notebook``: the text ones for lesson 06, the image ones for the others."""
+    if notebook in TEXT_LESSONS:
+        return params["text"]
+    return {k: v for k, v in params.items() if k != "text"}

@@ -359,8 +359,8 @@ def backbones(models: str | Sequence[str] = "zoo", device=None) -> list[str]:
     'resnet18.a1_in1k'
     """
 
-    if models == "zoo":
-        return list(ZOO)
+    if models == "zoo":  # the image models (the text ones are lesson 06's)
+        return [n for n, s in ZOO.items() if s.kind == "image"]
     if models == "timm":
         return list(RECOMMENDED_BACKBONES["gpu" if resolve_device(device).type == "cuda" else "cpu"])
     names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)

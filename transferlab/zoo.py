@@ -41,7 +41,7 @@ from .train import evaluate, fit
 from .world import source_task
 
 __all__ = ["ZooEntry", "ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest",
-           "sha256", "is_built"]
+           "sha256", "is_built", "names"]
 
 
 class ZooEntry:
@@ -271,7 +271,8 @@ def _build_locked(name: str, spec: ZooEntry, progress: bool, device) -> Path:
             aside = keep_aside(path, "replaced")
             warnings.warn(f"{path} was not written by the kit's zoo (no matching record); kept it as {aside}",
                           stacklevel=3)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # clone: tied weights (a language model's input and output embeddings) share memory, which safetensors refuses
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"name": name, "kind": spec.kind}))
     entry = dict(asdict(spec) if hasattr(spec, "__dataclass_fields__") else {}, name=name, kind=spec.kind,
                  fingerprint=spec.fingerprint(), **metrics, sha256=sha256(path), bytes=path.stat().st_size,
@@ -359,3 +360,21 @@ def status() -> list[dict]:
                          source_test_acc=entry.get("source_test_acc"), description=spec.description))
     return rows
 
+
+
+# The text recipes (kind "text", lesson 06) register themselves into ZOO when their module is imported; it imports
+# no NLP library until a text model is built or loaded, so this costs the image lessons nothing.
+from . import text_zoo as _text_zoo  # noqa: E402, F401
+
+
+def names(kind: str | None = None) -> list[str]:
+    """The zoo's model names, all of them or those of one ``kind`` ("image", "text").
+
+    Examples
+    --------
+    >>> "kitnet_m-src" in names("image") and "kitnet_m-src" not in names("text")
+    True
+    """
+    if kind is not None and kind not in {s.kind for s in ZOO.values()}:
+        raise ValueError(f"unknown zoo kind {kind!r}; expected one of {sorted({s.kind for s in ZOO.values()})}")
+    return [n for n, s in ZOO.items() if kind is None or s.kind == kind]

@@ -8,6 +8,7 @@ Each widget is a small class around an ipywidgets container (``.widget``); a not
     QuadrantExplorer(results, recompute=run_one)     # lesson 01: data size x similarity x k
     RayExplorer(rays)                                # lesson 03: loss/error along random rays, SGD vs SWA
     RankingView(scores)                              # lesson 04: transferability scores vs fine-tuned accuracy
+    FinetuneExplorer(results, layers=2, recompute=f) # lesson 06: re-init top k, freeze bottom k, LoRA rank
 
 Figures are matplotlib images inside an ``ipywidgets.Image``: they redraw live in JupyterLab, are kept in the
 widget state that nbclient saves (so the static site shows the last view), and need no front-end extension
@@ -31,6 +32,7 @@ from .monitor import TrainingMonitor
 from .quadrant import QuadrantExplorer
 from .ranking import RankingView
 from .rays import RayExplorer
+from .text_explorer import FinetuneExplorer
 
 __all__ = [
     "device_inventory",
@@ -41,4 +43,5 @@ __all__ = [
     "QuadrantExplorer",
     "RayExplorer",
     "RankingView",
+    "FinetuneExplorer",
 ]
