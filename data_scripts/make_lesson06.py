@@ -317,7 +317,6 @@ learning rate, BERT's warm-up and decay, and AdamW. One run, watched live with t
 
 code('''
 enc_topic = topic_task.encode(tok)
-enc_pair = pair_task.encode(tok)
 REF = TextRecipe(lr=1e-3, epochs=LONG)  # the learning rate is chosen on validation in section 7
 monitor = TrainingMonitor("fine-tuning BERT on the topic task (one seed)")
 display(monitor)
@@ -369,6 +368,12 @@ if ZOO:
 ''')
 
 md("""
+**Reading the MLM-vs-LM result.** The lecture prefers BERT for classification because it reads both sides of every
+word. At the kit's scale the budget matters as much: a masked LM learns only from the tokens it hides, a causal LM
+from every token, so after the same number of steps the decoder has seen several times more prediction targets.
+The verdict above is what this run measured; lengthen BERT's pretraining (`TextZooSpec(epochs=...)`) to see
+whether it changes.
+
 ### The three heads on the same pretrained encoder
 
 The lecture's three ways to build the input and the head: **sentence** classification (topic, above), **token**
@@ -380,7 +385,7 @@ the phrase of the verb's topic: a start and an end score per context token). Pre
 code('''
 head_rows = []
 if WORLD:
-    HEAD_SEEDS = SEEDS[: max(2, len(SEEDS) // 2)]
+    HEAD_SEEDS = SEEDS[: max(2, len(SEEDS) // 3)]
     for kind in ("tagging", "span"):
         task = make_task(kind, N_PER_CLASS // 2 if not SMOKE else 2).encode(tok)
         for arm, base in (("pretrained", bert), ("from scratch", scratch)):
@@ -458,7 +463,7 @@ steps = np.arange(1, 2001)
 factor = np.array([bias_correction_factor(int(t)) for t in steps])
 fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
 ax.plot(steps, factor)
-ax.axvline(SHORT * len(enc_pair.loader("train", REF.batch_size)), color="C1", ls="--", label=f"end of {SHORT} epochs here")
+ax.axvline(SHORT * len(enc_topic.loader("train", REF.batch_size)), color="C1", ls="--", label=f"end of {SHORT} epochs here")
 ax.set(xscale="log", xlabel="optimiser step t", ylabel="(1-β1^t) / sqrt(1-β2^t)",
        title="how much larger BERTAdam's step is than Adam's (β = 0.9, 0.999)")
 ax.legend()
@@ -469,7 +474,7 @@ print(f"step 1: {factor[0]:.2f}x, step 10: {factor[9]:.2f}x, step 100: {factor[9
 md("""
 ## 7 · Fine-tuning on small data is unstable: BERTAdam vs Adam, learning rates, epochs
 
-The sentence-pair task (same topic or not?, held-out words) with few examples, as in the papers. Every
+The topic task again (20 labelled sentences per topic, held-out words): a small dataset, as in the papers. Every
 combination of optimiser and learning rate, `SHORT` epochs, over every seed. A run **fails** when it ends less than
 `FAIL_MARGIN` (10 points) above the majority-class accuracy: Mosbach et al.'s definition, with a margin.
 Validation accuracy chooses each optimiser's learning rate; only the chosen configurations are then trained for
@@ -477,11 +482,11 @@ Validation accuracy chooses each optimiser's learning rate; only the chosen conf
 """)
 
 code('''
-majority = pair_task.majority_accuracy("train")
+majority = topic_task.majority_accuracy("train")
 grid = []
 for opt in ("adamw", "bertadam"):
     for lr in LRS:
-        grid.append(runs(bert, enc_pair, TextRecipe(lr=lr, epochs=SHORT, optimizer=opt), optimizer=opt, lr=lr,
+        grid.append(runs(bert, enc_topic, TextRecipe(lr=lr, epochs=SHORT, optimizer=opt), optimizer=opt, lr=lr,
                          epochs=SHORT))
 grid = pd.concat(grid, ignore_index=True)
 grid["failed"] = [is_failed(a, majority) for a in grid.test_acc]
@@ -489,7 +494,7 @@ table = grid.groupby(["optimizer", "lr"]).agg(val=("val_acc", "mean"), test=("te
                                                std=("test_acc", "std"), failed=("failed", "mean")).reset_index()
 display(table.style.format({"val": "{:.3f}", "test": "{:.3f}", "std": "{:.3f}", "failed": "{:.0%}"}))
 best_lr = table.loc[table.groupby("optimizer").val.idxmax()].set_index("optimizer").lr
-long = pd.concat([runs(bert, enc_pair, TextRecipe(lr=best_lr[o], epochs=LONG, optimizer=o), optimizer=o,
+long = pd.concat([runs(bert, enc_topic, TextRecipe(lr=best_lr[o], epochs=LONG, optimizer=o), optimizer=o,
                        lr=best_lr[o], epochs=LONG) for o in ("adamw", "bertadam")], ignore_index=True)
 long["failed"] = [is_failed(a, majority) for a in long.test_acc]
 both = pd.concat([grid, long], ignore_index=True)
@@ -499,7 +504,7 @@ for ax, epochs in zip(axes, (SHORT, LONG), strict=True):
     for i, (opt, g) in enumerate(d.groupby("optimizer")):
         ax.scatter(np.log10(g.lr) + (i - 0.5) * 0.06, g.test_acc, alpha=0.6, label=opt)
     ax.axhline(majority + FAIL_MARGIN, color="C3", ls=":", label="failed below")
-    ax.set(xlabel="log10 learning rate", ylabel="test accuracy", title=f"{epochs} epochs, one dot per seed", ylim=(0.3, 1))
+    ax.set(xlabel="log10 learning rate", ylabel="test accuracy", title=f"{epochs} epochs, one dot per seed", ylim=(0, 1))
     ax.legend(fontsize=8)
 plt.show()
 ''')
@@ -533,8 +538,8 @@ md("""
 The top layers of a pretrained model are specialised to the pretraining task (here: predicting a masked word), so
 Zhang et al. re-initialise the top *k* and fine-tune; the bottom layers hold general features and can be frozen
 as in computer vision. Parameter-efficient fine-tuning freezes *all* pretrained weights and trains small low-rank
-updates to the attention projections (**LoRA**, through the `peft` library), plus the head. All on the pair task,
-Adam at its chosen learning rate, `LONG` epochs.
+updates to the attention projections (**LoRA**, through the `peft` library), plus the head. All
+Adam at its chosen learning rate, `LONG` epochs, on the same topic task.
 """)
 
 code('''
@@ -547,7 +552,7 @@ for k in range(1, L + 1):
 for r in (4,) if SMOKE else (8,):  # LoRA's adapters start at zero and want a larger rate: 3x
     variants[f"LoRA r{r}"] = replace(BEST, lora_rank=r, lr=3 * BEST.lr)
 var = pd.concat([a_long.assign(variant="full fine-tune")] +
-                [runs(bert, enc_pair, rec, variant=name) for name, rec in variants.items() if name != "full fine-tune"],
+                [runs(bert, enc_topic, rec, variant=name) for name, rec in variants.items() if name != "full fine-tune"],
                 ignore_index=True)
 var["failed"] = [is_failed(a, majority) for a in var.test_acc]
 vt = var.groupby("variant", sort=False).agg(val=("val_acc", "mean"), test=("test_acc", "mean"),
@@ -601,7 +606,7 @@ each) and adds it to the chart, next to what the lesson measured.
 code('''
 def recompute(reinit, freeze, lora_rank, seed):
     rec = replace(BEST, reinit=reinit, freeze=freeze, lora_rank=lora_rank, lr=BEST.lr * (3 if lora_rank else 1))
-    row = finetune(bert, enc_pair, rec, seed=seed, device=device)
+    row = finetune(bert, enc_topic, rec, seed=seed, device=device)
     return dict(acc=row["test_acc"], trainable=row["trainable"])
 
 
@@ -629,7 +634,7 @@ embeddings, and a random BERT) on the topic task, against their fine-tuned test 
 code('''
 if WORLD and ZOO:
     candidates = {"random BERT": scratch, **{n: load_base(n) for n in (*CHECKPOINTS, GPT, CBOW)}}
-    LOGME_SEEDS = SEEDS[: max(2, len(SEEDS) // 3)]
+    LOGME_SEEDS = SEEDS[: max(2, len(SEEDS) // 5)]
     sel = []
     for name, model in candidates.items():
         task = topic_task.encode(model.tokenizer)
