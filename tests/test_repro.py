@@ -115,9 +115,12 @@ def test_runs_in_a_fresh_process_repeat_bit_for_bit_at_a_fixed_thread_count(tiny
     kw = dict(model="kitnet_s-src", epochs=1, head_epochs=1, batch=10)
     first = repro.run_threads(tiny_task, [("all at once", 0), ("head first", 1)], threads=1, **kw)
     again = repro.run_threads(tiny_task, [("all at once", 0)], threads=1, **kw)
-    two = repro.run_threads(tiny_task, [("all at once", 0)], threads=2, deterministic=True, **kw)
+    two = repro.run_threads(tiny_task, [("all at once", 0), ("all at once", 0, False)], threads=2,
+                            deterministic=True, **kw)
     assert [(r["recipe"], r["seed"], r["threads"]) for r in first] == [("all at once", 0, 1), ("head first", 1, 1)]
     assert two[0]["threads"] == 2 and two[0]["deterministic"] and not first[0]["deterministic"]
+    assert not two[1]["deterministic"] and not two[1]["pins"]["deterministic algorithms"]  # the per-job switch
+    assert repro.bitwise_equal(two[0]["state"], two[1]["state"])["equal"]  # same process, threads, job
     assert repro.bitwise_equal(first[0]["state"], again[0]["state"])["equal"]
     assert first[0]["val_acc"] == again[0]["val_acc"]
     assert not repro.bitwise_equal(first[0]["state"], first[1]["state"])["equal"]  # another recipe and seed
@@ -128,6 +131,8 @@ def test_runs_in_a_fresh_process_repeat_bit_for_bit_at_a_fixed_thread_count(tiny
 def test_run_threads_refuses_bad_jobs_before_starting(tiny_task):
     with pytest.raises(ValueError, match="unknown recipe 'head last'; expected one of"):
         repro.run_threads(tiny_task, [("head last", 0)], model="kitnet_s-src", threads=1)
+    with pytest.raises(ValueError, match=r"a job is \(recipe, seed\)"):
+        repro.run_threads(tiny_task, [("all at once",)], model="kitnet_s-src", threads=1)
     with pytest.raises(ValueError, match="no jobs"):
         repro.run_threads(tiny_task, [], model="kitnet_s-src", threads=1)
     with pytest.raises(ValueError, match="threads must be an integer >= 1"):

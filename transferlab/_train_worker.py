@@ -1,9 +1,10 @@
 """Training runs in a process of their own, with a fixed number of CPU threads: what ``repro.run_threads`` starts.
 
-``python -m transferlab._train_worker <folder>``: the folder holds ``spec.json`` (the jobs, the model, the thread
-count, the deterministic switch) and ``task.safetensors`` (the train and validation images); the worker writes
-``state-<i>.safetensors`` (each run's final weights) and ``result.json``, atomically. ``OMP_NUM_THREADS`` was
-set by the parent before this process started; :func:`main` also calls ``torch.set_num_threads``.
+``python -m transferlab._train_worker <folder>``: the folder holds ``spec.json`` (the jobs, each with its
+deterministic switch, the model, the thread count) and ``task.safetensors`` (the train and validation images); the
+worker writes ``state-<i>.safetensors`` (each run's final weights) and ``result.json``, atomically.
+``OMP_NUM_THREADS`` was set by the parent before this process started; :func:`main` also calls
+``torch.set_num_threads``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ def main(folder: str) -> int:
     folder = Path(folder)
     spec = json.loads((folder / "spec.json").read_text())
     torch.set_num_threads(int(spec["threads"]))
-    if spec["deterministic"]:
-        torch.use_deterministic_algorithms(True)
     from safetensors.torch import load_file, save_file
 
     from ._paths import atomic_write
@@ -34,9 +33,10 @@ def main(folder: str) -> int:
                      tuple(spec["mean"]), tuple(spec["std"]), x_val=t["x_val"], y_val=t["y_val"], sealed=True)
     from .models import create_model
 
-    create_model(spec["model"], task.num_classes, pretrained=True)  # read (and check) the weights once, untimed
+    _warm_up(create_model(spec["model"], task.num_classes, pretrained=True), task, spec)
     runs = []
-    for i, (recipe, seed) in enumerate(spec["jobs"]):
+    for i, (recipe, seed, deterministic) in enumerate(spec["jobs"]):
+        torch.use_deterministic_algorithms(bool(deterministic))
         t0 = time.perf_counter()
         net, acc = train_recipe(task, model=spec["model"], recipe=recipe, seed=seed, device=spec["device"],
                                 **spec["recipe"])
@@ -50,6 +50,26 @@ def main(folder: str) -> int:
                          pins=pins(seed=seed, device=spec["device"], model=spec["model"], **spec["recipe"])))
     atomic_write(folder / "result.json", json.dumps(dict(runs=runs), indent=1))
     return 0
+
+
+def _warm_up(net, task, spec) -> None:
+    """One forward and backward pass at the training batch size, and one evaluation pass, on a throwaway copy.
+
+    The first use of a kernel for a shape pays one-off costs (oneDNN builds its kernels then); without this, the
+    first timed run of a process would carry them. No random numbers are drawn and no weights are kept.
+    """
+    import torch
+
+    net.to(spec["device"]).train()
+    batch = spec["recipe"].get("batch", 32)
+    for x, y in task.loader("train", batch, shuffle=False):
+        torch.nn.functional.cross_entropy(net(x.to(spec["device"])), y.to(spec["device"])).backward()
+        break
+    net.eval()
+    with torch.no_grad():
+        for x, _ in task.loader("val", 500):
+            net(x.to(spec["device"]))
+            break
 
 
 if __name__ == "__main__":  # pragma: no cover - run in a subprocess by transferlab.repro.run_threads

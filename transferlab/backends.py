@@ -36,7 +36,7 @@ __all__ = ["BACKENDS", "INSTALL", "backend_status", "worker_env", "head_data", "
            "BackendReport", "check_seed_across"]
 
 BACKENDS = ("torch", "jax", "tensorflow")
-INSTALL = {  # measured on the machine that wrote lesson 07 (Linux x86-64, Python 3.11), November 2025
+INSTALL = {  # measured on the machine that wrote lesson 07 (Linux x86-64, Python 3.11), November 2026
     "torch": "the kit's own dependency (Keras 3 itself: `pip install keras`, about 138 MB with its dependencies)",
     "jax": '`pip install "jax[cpu]"` (jax 0.10.2 + jaxlib: 88 MB of wheels, 381 MB installed, 28 s on a busy '
            "2-core machine), or the kit's extra `pip install -e .[backends]`",

@@ -249,14 +249,16 @@ def train_recipe(task, *, model: str, recipe: str, seed: int, epochs: int = 8, h
     return net, float(evaluate(net, task.loader("val", 500), device=device)["acc"])
 
 
-def run_threads(task, jobs: Sequence[tuple[str, int]], *, model: str, threads: int, deterministic: bool = False,
+def run_threads(task, jobs: Sequence[tuple], *, model: str, threads: int, deterministic: bool = False,
                 device: str = "cpu", timeout: float = 600, **recipe) -> list[dict]:
-    """Run ``jobs`` (``(recipe, seed)`` pairs) with :func:`train_recipe` in a fresh process with ``threads``.
+    """Run ``jobs`` with :func:`train_recipe`, one after the other, in a fresh process with ``threads``.
 
-    The task's train and validation images travel as a safetensors file, the final weights come back the same
-    way (no pickles). ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` are set in the child's environment before torch
-    starts, and the child calls ``torch.set_num_threads(threads)``; ``deterministic=True`` also calls
-    ``torch.use_deterministic_algorithms(True)`` there. Each returned dict has ``recipe, seed, threads,
+    A job is ``(recipe, seed)``, or ``(recipe, seed, deterministic)`` to override ``deterministic`` for that
+    job: the child calls ``torch.use_deterministic_algorithms(deterministic)`` before each. The task's train and
+    validation images travel as a safetensors file, the final weights come back the same way (no pickles).
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` are set in the child's environment before torch starts, and the child
+    calls ``torch.set_num_threads(threads)``. Before the first job the child runs one untimed forward/backward
+    pass (kernels pay one-off costs at their first use). Each returned dict has ``recipe, seed, threads,
     deterministic, device, val_acc, seconds`` (the run's wall time in the child), ``state`` (the final weights,
     name -> tensor) and ``pins``. Raises ``RuntimeError`` with the child's last lines if it fails, and
     ``TimeoutError`` past ``timeout`` seconds.
@@ -267,7 +269,7 @@ def run_threads(task, jobs: Sequence[tuple[str, int]], *, model: str, threads: i
     from .backends import worker_env
 
     threads = as_int("threads", threads, min=1)
-    jobs = [(as_choice("recipe", r, RECIPES), as_seed(s)) for r, s in jobs]
+    jobs = [_job(j, deterministic) for j in jobs]
     if not jobs:
         raise ValueError("no jobs: give (recipe, seed) pairs, e.g. [('all at once', 0)]")
     with tempfile.TemporaryDirectory(prefix="tl-threads-") as tmp:
@@ -276,7 +278,7 @@ def run_threads(task, jobs: Sequence[tuple[str, int]], *, model: str, threads: i
                    "y_val": task.labels("val")}
         atomic_write(folder / "task.safetensors",
                      lambda p: save_file({k: v.contiguous() for k, v in tensors.items()}, p))
-        spec = dict(jobs=jobs, model=model, threads=threads, deterministic=bool(deterministic), device=str(device),
+        spec = dict(jobs=jobs, model=model, threads=threads, device=str(device),
                     recipe=recipe, name=task.name, classes=list(task.classes), mean=list(task.mean),
                     std=list(task.std))
         atomic_write(folder / "spec.json", json.dumps(spec))
@@ -295,3 +297,9 @@ def run_threads(task, jobs: Sequence[tuple[str, int]], *, model: str, threads: i
             row["state"] = load_file(str(folder / row.pop("file")))
         return result["runs"]
 
+
+def _job(job, deterministic: bool) -> tuple[str, int, bool]:
+    if not isinstance(job, (tuple, list)) or len(job) not in (2, 3):
+        raise ValueError(f"a job is (recipe, seed) or (recipe, seed, deterministic), got {job!r}")
+    det = job[2] if len(job) == 3 else deterministic
+    return as_choice("recipe", job[0], RECIPES), as_seed(job[1]), bool(det)
