@@ -259,9 +259,10 @@ def run_threads(task, jobs: Sequence[tuple], *, model: str, threads: int, determ
     ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` are set in the child's environment before torch starts, and the child
     calls ``torch.set_num_threads(threads)``. Before the first job the child runs one untimed forward/backward
     pass (kernels pay one-off costs at their first use). Each returned dict has ``recipe, seed, threads,
-    deterministic, device, val_acc, seconds`` (the run's wall time in the child), ``state`` (the final weights,
-    name -> tensor) and ``pins``. Raises ``RuntimeError`` with the child's last lines if it fails, and
-    ``TimeoutError`` past ``timeout`` seconds.
+    deterministic, device, val_acc, seconds`` (the run's wall time in the child), ``nondeterministic_ops`` (on a
+    GPU with ``deterministic``: the operations PyTorch warned have no deterministic kernel; on a CPU such an
+    operation raises instead), ``state`` (the final weights, name -> tensor) and ``pins``. Raises
+    ``RuntimeError`` with the child's last lines if it fails, and ``TimeoutError`` past ``timeout`` seconds.
     """
     from safetensors.torch import load_file, save_file
 
@@ -283,6 +284,7 @@ def run_threads(task, jobs: Sequence[tuple], *, model: str, threads: int, determ
                     std=list(task.std))
         atomic_write(folder / "spec.json", json.dumps(spec))
         env = worker_env("torch", threads=threads)
+        env.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for deterministic results
         try:
             proc = subprocess.run([sys.executable, "-m", "transferlab._train_worker", str(folder)], env=env,
                                   capture_output=True, text=True, timeout=as_float("timeout", timeout, min=1.0),
