@@ -30,6 +30,11 @@ def test_unknown_backends_and_bad_numbers_are_refused():
         backends.compare(backends=("torch", "jaxx"))
     with pytest.raises(ValueError, match="dropout must be"):
         backends.compare(backends=(), dropout=1.0)
+    bad = backends.head_data(0, n_train=6, n_val=4)
+    with pytest.raises(ValueError, match=r"x_val must be \[N, features\] and y_val \[N\]"):
+        backends.compare(dict(bad, y_val=bad["y_val"][:3]), backends=())
+    with pytest.raises(ValueError, match="integer class indices"):
+        backends.compare(dict(bad, y_train=bad["y_train"].astype(float)), backends=())
 
 
 def test_a_missing_backend_is_skipped_with_a_note_never_an_error(monkeypatch):

@@ -214,6 +214,15 @@ def compare(data: dict | None = None, *, backends: Sequence[str] = ("torch", "ja
     seeds = [as_seed(s) for s in as_list("seeds", list(seeds))]
     data = head_data(seeds[0]) if data is None else {k: np.asarray(data[k]) for k in
                                                     ("x_train", "y_train", "x_val", "y_val")}
+    for split in ("train", "val"):
+        x, y = data[f"x_{split}"], data[f"y_{split}"]
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise ValueError(f"data: x_{split} must be [N, features] and y_{split} [N] with N >= 1, got shapes "
+                             f"{x.shape} and {y.shape}")
+        if y.dtype.kind not in "iu" or y.min() < 0:
+            raise ValueError(f"data: y_{split} must hold integer class indices >= 0, got {y.dtype} from {y.min()}")
+    if data["x_train"].shape[1] != data["x_val"].shape[1]:
+        raise ValueError(f"data: x_train has {data['x_train'].shape[1]} features, x_val {data['x_val'].shape[1]}")
     x_train = data["x_train"].astype(np.float32)
     n_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
     cfg = dict(n_features=int(x_train.shape[1]), hidden=as_int("hidden", hidden, min=1), n_classes=n_classes,
