@@ -107,7 +107,9 @@ def _hsv_to_rgb(h, s, v):
     return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
 
 
-def render_chunk(shape, texture, palette, size, gen, noise):
+def render_chunk(shape, texture, palette, size, gen, noise, nuisances: dict | None = None):
+    """One chunk of images; when ``nuisances`` is a dict, it receives the per-image draws (the pixels and the
+    draws from ``gen`` are the same either way: the dict is only filled in)."""
     n = len(shape)
     u01 = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
     cx, cy = (u01(n) - 0.5) * 0.6, (u01(n) - 0.5) * 0.6  # +-15% of the width (the image spans [-1, 1])
@@ -118,6 +120,9 @@ def render_chunk(shape, texture, palette, size, gen, noise):
     hue_fg, hue_bg = u01(n), u01(n)
     sat_fg, sat_bg = 0.5 + 0.5 * u01(n), 0.1 + 0.3 * u01(n)
     val_hi, val_lo = 0.75 + 0.25 * u01(n), 0.05 + 0.2 * u01(n)
+    if nuisances is not None:  # in the units of transferlab.world.NUISANCES (image width = 1, centre = 0)
+        nuisances.update(x=cx / 2, y=cy / 2, size=radius / 2, rotation=theta, hue=hue_fg, background_hue=hue_bg,
+                         saturation=sat_fg, texture_frequency=freq, texture_orientation=orient)
 
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
     gy, gx = torch.meshgrid(coords, coords, indexing="ij")

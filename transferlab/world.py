@@ -16,6 +16,9 @@ texture frequency/orientation/phase, foreground and background colours, pixel no
   Swapping whole factors (rather than blending them) is deliberate: blended factors make the middle of the
   range the hardest task and grey out the palette, so the knob stops being monotone.
 - **digits**: scikit-learn's bundled handwritten digits, upsampled: a real, honestly dissimilar target.
+- **Regression targets** (:func:`regression_task`): the nuisances the world draws per image (position, size,
+  rotation, colour) are known exactly, so they are real-valued targets for free, like dSprites' latent factors.
+  ``render(..., return_nuisances=True)`` returns them next to the pixels (the pixels are the same either way).
 
 Rendering is vectorised torch over chunks of images; the same seed gives the same pixels.
 """
@@ -56,7 +59,17 @@ __all__ = [
     "digits_task",
     "render",
     "target_classes",
+    "NUISANCES",
+    "REGRESSION_TARGETS",
+    "ROTATION_ORDER",
+    "RegressionTask",
+    "regression_task",
+    "regression_columns",
+    "WORLD_VERSION",
 ]
+
+WORLD_VERSION = 1
+"""Bump when the world's rendering changes: every model pretrained on it (the zoo's recipes) is rebuilt."""
 
 # (shape, texture) combinations: the 10 with (s + t) % 3 == 0 are held out for targets, the other 20 are the
 # source classes. Every shape and every texture occurs on both sides.
@@ -74,7 +87,8 @@ def render(
     size: int = 32,
     seed: int = 0,
     noise: float = 0.06,
-) -> torch.Tensor:
+    return_nuisances: bool = False,
+):
     """Render images from per-image factor indices; nuisances are drawn from ``seed``.
 
     Parameters
@@ -85,16 +99,22 @@ def render(
         Image side in pixels (8 to 256).
     seed : int
         Seeds every nuisance draw; the same arguments give the same pixels.
+    return_nuisances : bool
+        Also return what was drawn per image, ``{name: float tensor [N]}`` (see :data:`NUISANCES`). The pixels
+        are bit-identical with or without it.
 
     Returns
     -------
-    uint8 tensor [N, 3, size, size]
+    uint8 tensor [N, 3, size, size], or ``(images, nuisances)`` with ``return_nuisances=True``
 
     Examples
     --------
     >>> img = render(torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), size=16)
     >>> tuple(img.shape), img.dtype
     ((1, 3, 16, 16), torch.uint8)
+    >>> img2, nuis = render(torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), size=16, return_nuisances=True)
+    >>> torch.equal(img, img2), sorted(nuis)[:4]
+    (True, ['background_hue', 'hue', 'rotation', 'saturation'])
     """
     size = as_int("size", size, min=8, max=256)
     seed = as_seed(seed)
@@ -105,14 +125,37 @@ def render(
     n = len(shape)
     if not (len(texture) == len(palette) == n):
         raise ValueError(f"shape, texture and palette need the same length, got {n}, {len(texture)}, {len(palette)}")
+    if not isinstance(return_nuisances, bool):
+        raise ValueError(f"return_nuisances must be True or False, got {return_nuisances!r}")
     out = torch.empty(n, 3, size, size, dtype=torch.uint8)
     gen = torch.Generator().manual_seed(seed)
     chunk = _render.CHUNK
+    drawn: list[dict] = []
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
-        out[sl] = render_chunk(shape[sl], texture[sl], palette[sl], size, gen, noise)
-    return out
+        nuis = {} if return_nuisances else None
+        out[sl] = render_chunk(shape[sl], texture[sl], palette[sl], size, gen, noise, nuis)
+        drawn.append(nuis)
+    if not return_nuisances:
+        return out
+    names = tuple(drawn[0]) if drawn else NUISANCES
+    return out, {k: torch.cat([d[k] for d in drawn]) if drawn else torch.zeros(0) for k in names}
 
+
+NUISANCES = {
+    "x": "horizontal position of the object's centre, as a fraction of the image width from the centre (-0.15 to "
+         "0.15, rightwards)",
+    "y": "vertical position of the object's centre, as a fraction of the image width (-0.15 to 0.15, downwards)",
+    "size": "the object's radius as a fraction of the image width (0.22 to 0.34)",
+    "rotation": "the object's rotation in radians (0 to 2 pi; a shape's symmetry makes some of it invisible, see "
+                "ROTATION_ORDER)",
+    "hue": "the object's hue on the colour wheel (0 to 1)",
+    "background_hue": "the background's hue (0 to 1)",
+    "saturation": "the object's colour saturation (0.5 to 1)",
+    "texture_frequency": "the texture's frequency in cycles per pixel (0.12 to 0.20)",
+    "texture_orientation": "the texture's orientation in radians (0 to pi)",
+}
+"""What :func:`render` draws per image and returns with ``return_nuisances=True``: name -> meaning and units."""
 
 def _factor(name: str, idx, count: int, names: tuple) -> torch.Tensor:
     """Factor indices as a 1-d long tensor, every one in ``0..count-1`` (no negative wrap-around)."""
@@ -276,3 +319,13 @@ def digits_task(n_per_class: int, *, seed: int = 0, size: int = 32, n_test_per_c
                      info=dict(kind="digits", seed=seed, n_per_class=n_per_class),
                      x_val=x[va] if has_val else None, y_val=y_all[va] if has_val else None,
                      sealed=_sealed(seal, n_val_per_class))
+
+
+# the regression targets (rotation, size, position, colour) live in their own module; their public names are here
+from ._regression import (  # noqa: E402 - they build on render() and target_classes() above
+    REGRESSION_TARGETS,
+    ROTATION_ORDER,
+    RegressionTask,
+    regression_columns,
+    regression_task,
+)

@@ -36,10 +36,11 @@ from ._paths import atomic_write, file_lock, home, keep_aside, sha256
 from ._validate import as_key, as_list
 from .device import resolve_device, seeded
 from .kitnet import ARCHITECTURES, KitNet
+from .ssl import SSL_ENTRIES
 from .tasks import TensorLoader
 from .text_zoo import TEXT_ZOO
 from .train import evaluate, fit
-from .world import source_task
+from .world import WORLD_VERSION, source_task
 from .zoo_entry import ZooEntry
 
 __all__ = ["ZooEntry", "ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest",
@@ -71,7 +72,7 @@ class ZooSpec(ZooEntry):
         return model
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True) + f"|world{_WORLD_VERSION}"
+        blob = json.dumps(asdict(self), sort_keys=True) + f"|world{WORLD_VERSION}"
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def pretrain(self, *, progress: bool, device) -> tuple[KitNet, dict]:
@@ -97,7 +98,6 @@ class ZooSpec(ZooEntry):
         return dict(source=f"transfer world, {self.label} labels")
 
 
-_WORLD_VERSION = 1  # bump when the world's rendering changes, so cached models are rebuilt
 
 ZOO: dict[str, ZooEntry] = {
     "kitnet_s-src": ZooSpec("kitnet_s", description="small plain CNN, full source task"),
@@ -113,6 +113,8 @@ ZOO: dict[str, ZooEntry] = {
 }
 # the text recipes (kind "text", lesson 06): importing them loads no NLP library until a text model is built
 ZOO.update(TEXT_ZOO)
+# the self-supervised recipes (lesson 04): the SimCLR model and its per-epoch checkpoints
+ZOO.update(SSL_ENTRIES)
 
 
 def zoo_dir() -> Path:

@@ -114,7 +114,7 @@ def _c(id: str, source: str, says: str, lesson: str | None = None, why: str = ""
     return ClaimEntry(id, source, says, lesson, why, also)
 
 
-L06 = "06_nlp_transfer"
+L06, L07 = "06_nlp_transfer", "07_backends_and_hardware"
 L00, L01, L02, L03, L04, L05 = ("00_transfer_learning_basics", "01_freezing_strategies", "02_freeze_methods",
                                 "03_swa_optima_width", "04_logme", "05_batchnorm_pitfalls")
 NLP = "not measured yet: lesson 06 does not record it"  # the why of every nlp- claim lesson 06 leaves open
@@ -349,13 +349,13 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "Preprocessing inputs differently from pretraining costs accuracy.", L05),
     _c("backend-changes-results", "keras-bn-pitfalls",
        "The backend matters: the same Keras model gives different numbers on TensorFlow, Theano and CNTK.",
-       why="not measured yet: Keras 3 runs here on the torch backend only; Theano and CNTK are discontinued"),
+       L07),
     _c("theano-ignores-seeds", "keras-bn-pitfalls",
        "Under Theano, setting the random seed did not make runs repeat.",
        why="not measurable with current packages: Theano is discontinued"),
     _c("hardware-changes-results", "keras-bn-pitfalls",
        "The hardware matters: the same code gives different numbers on different GPUs (a K80 against a P100).",
-       why="not measured yet: needs two GPU generations; CPU against GPU is not compared either"),
+       L07),
     _c("same-seed-identical-different-seeds-spread", "keras-bn-pitfalls",
        "The same seed gives identical runs; different seeds spread the results.", L05),
     _c("dropout-train-mode-adds-variance", "keras-bn-pitfalls",
