@@ -139,3 +139,32 @@ def test_imports_form_no_circle():
 def _package_reexport(package: str, module: str) -> bool:
     """A package's ``__init__`` importing its own sub-modules is not a circle."""
     return module.startswith(package + ".")
+
+
+def test_scan_finds_test_reads_outside_the_final_evaluation():
+    assert split_reads('task.loader("test", 100)\ntask.x_test[:5]\ntask.loader("test", final=True)') == [
+        'loader("test") without final=True', ".x_test"]
+
+
+def split_reads(code: str) -> list[str]:
+    """The places where code reads a test split other than as a final evaluation (``final=True``)."""
+    out = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Attribute) and node.attr in ("x_test", "y_test"):
+            out.append(f".{node.attr}")
+        args = [*node.args, *(k.value for k in node.keywords)] if isinstance(node, ast.Call) else []
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("loader", "labels", "split_images") and \
+                any(isinstance(a, ast.Constant) and a.value == "test" for a in args):
+            final = any(k.arg == "final" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+                        for k in node.keywords)
+            if not final:
+                out.append(f'{node.func.attr}("test") without final=True')
+    return out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_lessons_read_the_test_split_only_in_a_final_evaluation(path):
+    """Choices are made on validation; a lesson reads test only through ``final=True`` (and never ``task.x_test``)."""
+    reads = split_reads(_notebook_code(path))
+    assert not reads, f"{path.name} reads the test split outside a final evaluation: {reads}"
