@@ -15,6 +15,10 @@ texture frequency/orientation/phase, foreground and background colours, pixel no
   similarity always contains the novel slots of a higher one. At ``similarity=0`` every factor is novel.
   Swapping whole factors (rather than blending them) is deliberate: blended factors make the middle of the
   range the hardest task and grey out the palette, so the knob stops being monotone.
+- An **out-of-distribution split** of a target task (:func:`ood_split`): the same 10 classes (the same
+  shape/texture/palette combinations) drawn with shifted *nuisances* only (smaller, off-centre objects; washed-out
+  colours on colourful backgrounds; a structured background; stronger noise), each knob a strength in [0, 1]
+  (:data:`OOD_KNOBS`). The task's own train / validation / test images are untouched.
 - **digits**: scikit-learn's bundled handwritten digits, upsampled: a real, honestly dissimilar target.
 
 Rendering is vectorised torch over chunks of images; the same seed gives the same pixels.
@@ -31,12 +35,13 @@ from ._render import (
     NOVEL_TEXTURES,
     PALETTES,
     SHAPES,
+    SHIFT_KNOBS,
     SOURCE_SHAPES,
     SOURCE_TEXTURES,
     TEXTURES,
     render_chunk,
 )
-from ._validate import as_float, as_int, as_probability, as_seed
+from ._validate import as_float, as_int, as_probability, as_seed, did_you_mean
 from .tasks import WORLD_MEAN, WORLD_STD, ImageTask, TensorLoader, split_seed
 
 __all__ = [
@@ -56,6 +61,8 @@ __all__ = [
     "digits_task",
     "render",
     "target_classes",
+    "OOD_KNOBS",
+    "ood_split",
 ]
 
 # (shape, texture) combinations: the 10 with (s + t) % 3 == 0 are held out for targets, the other 20 are the
@@ -74,6 +81,7 @@ def render(
     size: int = 32,
     seed: int = 0,
     noise: float = 0.06,
+    shift: dict | None = None,
 ) -> torch.Tensor:
     """Render images from per-image factor indices; nuisances are drawn from ``seed``.
 
@@ -85,6 +93,9 @@ def render(
         Image side in pixels (8 to 256).
     seed : int
         Seeds every nuisance draw; the same arguments give the same pixels.
+    shift : dict, optional
+        Nuisance shifts ``{knob: strength in [0, 1]}`` (knobs: :data:`OOD_KNOBS`); None, or every strength 0, draws
+        exactly the unshifted images.
 
     Returns
     -------
@@ -99,6 +110,7 @@ def render(
     size = as_int("size", size, min=8, max=256)
     seed = as_seed(seed)
     noise = as_float("noise", noise, min=0.0)
+    shift = _check_shift(shift or {})
     shape = _factor("shape", shape, len(SHAPES), SHAPES)
     texture = _factor("texture", texture, len(TEXTURES), TEXTURES)
     palette = _factor("palette", palette, len(PALETTES), PALETTES)
@@ -110,7 +122,7 @@ def render(
     chunk = _render.CHUNK
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
-        out[sl] = render_chunk(shape[sl], texture[sl], palette[sl], size, gen, noise)
+        out[sl] = render_chunk(shape[sl], texture[sl], palette[sl], size, gen, noise, shift)
     return out
 
 
@@ -276,3 +288,115 @@ def digits_task(n_per_class: int, *, seed: int = 0, size: int = 32, n_test_per_c
                      info=dict(kind="digits", seed=seed, n_per_class=n_per_class),
                      x_val=x[va] if has_val else None, y_val=y_all[va] if has_val else None,
                      sealed=_sealed(seal, n_val_per_class))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Out-of-distribution splits: the same classes, shifted nuisances.
+OOD_KNOBS: dict[str, str] = {
+    "pose": "smaller objects further off-centre: at 1, radius x0.65 (below every training image's) and offsets "
+            "x1.6 (up to 24% of the width instead of 15%)",
+    "colour": "washed-out objects on colourful backgrounds with less contrast: at 1, object saturation x0.3, "
+              "background saturation +0.5, bright tones -0.2 and dark tones +0.2 (the brighter side stays brighter: "
+              "the palette is a class factor)",
+    "background": "a low-frequency wave (0.03-0.06 cycles/px) of a second colour of the background's brightness "
+                  "across the background: at 1, the crests are that colour",
+    "noise": "stronger pixel noise: standard deviation 0.06 + 0.2 x strength (0.26 at 1)",
+}
+"""What each nuisance knob of :func:`ood_split` does; every knob is a strength in [0, 1], 0 = as in training."""
+assert tuple(OOD_KNOBS) == SHIFT_KNOBS
+
+
+def _check_shift(shift) -> dict[str, float]:
+    """``{knob: strength}`` checked: known knobs (``KeyError`` with the closest name), strengths in [0, 1]."""
+    if not isinstance(shift, dict):
+        raise TypeError(f"shift must be a dict {{knob: strength}} with knobs {list(OOD_KNOBS)}, got "
+                        f"{type(shift).__name__} {shift!r}")
+    out = {}
+    for knob, value in shift.items():
+        if knob not in OOD_KNOBS:
+            raise KeyError(f"no nuisance knob named {knob!r}.{did_you_mean(knob, OOD_KNOBS)} Known: {list(OOD_KNOBS)} "
+                           f"(class factors -- shape, texture, palette -- cannot be shifted: the classes would change)")
+        out[knob] = as_float(knob, value, min=0.0, max=1.0)
+    return out
+
+
+def ood_split(task: ImageTask, *, n_test_per_class: int | None = None, n_val_per_class: int = 0,
+              seed: int | None = None, **shift: float) -> ImageTask:
+    """An out-of-distribution twin of a world target task: the same classes, images with shifted nuisances.
+
+    The classes keep their factors (shape, texture, palette: the same combinations as ``task``); only how the
+    images are drawn moves, by the knobs of :data:`OOD_KNOBS` (``pose``, ``colour``, ``background``, ``noise``),
+    each a strength in [0, 1]. ``task`` itself is not changed: its training, validation and test images stay
+    exactly as they were.
+
+    Parameters
+    ----------
+    task : ImageTask
+        A task from :func:`target_task` (its ``info`` says the similarity and seed it was drawn with).
+    n_test_per_class : int, optional
+        Shifted test images per class (default: as many as ``task``'s test split has).
+    n_val_per_class : int
+        Shifted validation images per class (default 0: none; every choice of a lesson is made on the
+        in-distribution validation split, the shifted test split is for final models only).
+    seed : int, optional
+        Seeds the shifted images (default: ``task``'s seed); they are never ``task``'s own images.
+    **shift : float
+        The nuisance strengths, at least one named. Every strength 0 gives fresh *in-distribution* images: a
+        control for the shift.
+
+    Returns
+    -------
+    ImageTask named ``"<task name>+ood(<knobs>)"``: its training split is ``task``'s (the same tensors: a model
+    is trained in distribution), its test split (and validation split, if asked for) the shifted images; the
+    test split is sealed (``loader("test", final=True)``). ``info["shift"]`` holds every knob's strength.
+
+    Examples
+    --------
+    >>> task = target_task(3, 0.5, n_test_per_class=2, size=16)
+    >>> ood = ood_split(task, pose=0.5, noise=1.0)
+    >>> ood.classes == task.classes, ood.x_train is task.x_train, len(ood.labels("test", final=True))
+    (True, True, 20)
+    >>> ood_split(task, nosie=1.0)
+    Traceback (most recent call last):
+    ...
+    KeyError: "no nuisance knob named 'nosie'. Did you mean 'noise'? Known: ['pose', 'colour', 'background', \
+'noise'] (class factors -- shape, texture, palette -- cannot be shifted: the classes would change)"
+    """
+    if not isinstance(task, ImageTask):
+        raise TypeError(f"task must be an ImageTask from transferlab.world.target_task, got {type(task).__name__}")
+    kind = task.info.get("kind")
+    if kind != "target" or "similarity" not in task.info:
+        raise ValueError(f"ood_split shifts the nuisances of a world target task (transferlab.world.target_task); "
+                         f"{task.name!r} is of kind {kind!r}, whose images have no generative factors to hold fixed")
+    if not shift:
+        raise ValueError(f"name at least one nuisance shift, e.g. ood_split(task, pose=0.5); knobs: {list(OOD_KNOBS)} "
+                         f"(every strength 0 gives fresh in-distribution images, a control)")
+    shift = _check_shift(shift)
+    similarity = float(task.info["similarity"])
+    factors = torch.tensor(target_classes(similarity))
+    classes = tuple(f"{SHAPES[s]}/{TEXTURES[t]}/{PALETTES[p]}" for s, t, p in factors.tolist())
+    if tuple(task.classes) != classes:
+        raise ValueError(f"{task.name!r} says similarity {similarity:g} but its classes are not that target's; "
+                         f"ood_split needs a task made by transferlab.world.target_task")
+    n_test_default = len(task.y_test) // task.num_classes
+    n_test_per_class = as_int("n_test_per_class", n_test_default if n_test_per_class is None else n_test_per_class,
+                              min=1)
+    n_val_per_class = as_int("n_val_per_class", n_val_per_class, min=0)
+    seed = as_seed(task.info.get("seed", 0) if seed is None else seed)
+    knobs = ",".join(f"{k}={v:g}" for k, v in shift.items())
+    full = {k: shift.get(k, 0.0) for k in OOD_KNOBS}
+    parts = {}
+    for part, n in (("ood-test", n_test_per_class), ("ood-val", n_val_per_class)):
+        if n == 0:
+            continue
+        gen = torch.Generator().manual_seed(split_seed(seed, part, "target"))
+        y = _labels(10, n, gen)
+        f = factors[y]
+        x = render(f[:, 0], f[:, 1], f[:, 2], size=task.image_size,
+                   seed=split_seed(seed, part, f"pixels{similarity:.4f}|{knobs}"), shift=full)
+        parts[part] = (x, y)
+    x_val, y_val = parts.get("ood-val", (None, None))
+    return ImageTask(f"{task.name}+ood({knobs})", task.x_train, task.y_train, *parts["ood-test"],
+                     classes=task.classes, mean=task.mean, std=task.std,
+                     info=dict(task.info, kind="target-ood", shift=full, ood_seed=seed, of=task.name),
+                     x_val=x_val, y_val=y_val, sealed=True)
