@@ -540,3 +540,21 @@ def test_all_at_once_and_head_first_differ_only_in_the_head():
     rh = X.run_one(3, 0.5, "head-first", 0, seed=0, config=TINY)
     assert ra["epochs"] == rh["epochs"] and ra["lr_base"] == rh["lr_base"]  # the same budget for the base
     assert ra["lr_head"] == TINY.lr_scratch and rh["lr_head"] == TINY.lr_finetune  # a random head needs the big LR
+
+
+def test_real_images_get_a_corrupted_test_split_as_their_ood_twin():
+    from transferlab.experiments.targets import _corrupted
+
+    task = X.target_task(2, 0.5, 0, config=TINY)
+    real = dataclasses.replace(task, info=dict(kind="folder", seed=0))  # images without generative factors
+    ood = _corrupted(real, dict(colour=1.0, noise=0.5, pose=1.0))
+    assert ood.sealed and ood.classes == task.classes and ood.x_train is task.x_train
+    plain = task.loader("test", 1000, final=True).x.float()
+    assert ood.x_test.shape == plain.shape and not torch.equal(ood.x_test.float(), plain)
+    spread = lambda x: x.float().flatten(1).std(1).mean()  # noqa: E731
+    rough = lambda x: (x.float()[..., 1:] - x.float()[..., :-1]).abs().mean()  # noqa: E731
+    assert spread(_corrupted(real, dict(colour=1.0)).x_test) < 0.7 * spread(plain)  # less contrast
+    assert rough(_corrupted(real, dict(noise=1.0)).x_test) > 2 * rough(plain)  # more noise
+    assert torch.equal(ood.x_test, _corrupted(real, dict(colour=1.0, noise=0.5)).x_test)  # seeded
+    with pytest.raises(ValueError, match="only the 'colour' and 'noise' knobs"):
+        _corrupted(real, dict(pose=1.0))

@@ -111,9 +111,10 @@ def ood_task(n_per_class: int, similarity: float | str, seed: int = 0, *, config
 
     On the world it is :func:`transferlab.world.ood_split` with the nuisance shift ``config.ood`` (the same classes,
     the same factor combinations; only pose, colours, background and noise move). Real data has no generative
-    factors to hold fixed: its OOD test split is the test images corrupted the way ImageNet-C does it (stronger
-    noise, lower contrast, a colour cast), as strong as the world's ``noise`` and ``colour`` knobs say. The test
-    split is sealed like the in-distribution one. Kept in memory like the tasks.
+    factors to hold fixed: its OOD test split is the test images corrupted the way ImageNet-C does it, as strong as
+    the ``colour`` knob (lower contrast, a colour cast) and the ``noise`` knob (pixel noise) say; ``pose`` and
+    ``background`` have no pixel-level counterpart and are not applied there. The test split is sealed like the
+    in-distribution one. Kept in memory like the tasks.
 
     Examples
     --------
@@ -148,14 +149,16 @@ def _corrupted(task: ImageTask, shift: dict) -> ImageTask:
 
     from ..tasks import split_seed
 
+    colour, noise = shift.get("colour", 0.0), shift.get("noise", 0.0)
+    if not colour and not noise:
+        raise ValueError(f"on real images only the 'colour' and 'noise' knobs have a pixel-level form; the shift "
+                         f"{shift} sets neither")
     x = task.x_test.float() / 255
     gen = torch.Generator().manual_seed(split_seed(int(task.info.get("seed", 0)), "ood-test", "corrupt"))
-    strength = max(shift.values())  # pose and background have no pixel-level counterpart: they count as strength
-    colour = shift.get("colour", strength)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = mean + (x - mean) * (1 - 0.5 * colour)  # lower contrast
     cast = 1 + 0.3 * colour * (torch.rand(len(x), 3, 1, 1, generator=gen) - 0.5)  # a colour cast per image
-    x = x * cast + (0.06 + 0.2 * shift.get("noise", strength)) * torch.randn(x.shape, generator=gen)
+    x = x * cast + 0.2 * noise * torch.randn(x.shape, generator=gen)  # pixel noise
     x_ood = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     return dataclasses.replace(task, name=f"{task.name}+corrupted", x_test=x_ood, x_val=None, y_val=None, sealed=True,
                                info=dict(task.info, kind="ood-corrupted", shift=dict(shift)))
