@@ -549,6 +549,7 @@ def test_real_images_get_a_corrupted_test_split_as_their_ood_twin():
     real = dataclasses.replace(task, info=dict(kind="folder", seed=0))  # images without generative factors
     ood = _corrupted(real, dict(colour=1.0, noise=0.5, pose=1.0))
     assert ood.sealed and ood.classes == task.classes and ood.x_train is task.x_train
+    assert ood.x_val.shape == task.x_val.shape and not torch.equal(ood.x_val, task.x_val)  # shifted, for choices
     plain = task.loader("test", 1000, final=True).x.float()
     assert ood.x_test.shape == plain.shape and not torch.equal(ood.x_test.float(), plain)
     spread = lambda x: x.float().flatten(1).std(1).mean()  # noqa: E731

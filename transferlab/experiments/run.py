@@ -85,7 +85,8 @@ def base_features(n_per_class: int, similarity: float | str, seed: int, split: s
 
     Computed once per (config, task, split) and kept in memory (``clear_caches`` drops them): the base's weights do
     not depend on the run's seed, so every probe, head-first run and feature-distortion measurement on the task
-    reuses them. ``split`` is ``"train"``, ``"val"`` or ``"test"`` (``ood=True``: the OOD twin's ``"test"``).
+    reuses them. ``split`` is ``"train"``, ``"val"`` or ``"test"`` (``ood=True``: those of the OOD twin,
+    :func:`transferlab.experiments.ood_task`, whose training images are the task's own).
     Returns CPU tensors ``(features [N, D], labels [N])``; treat them as read-only.
 
     Examples

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .. import datasets, world
 from .._validate import as_int, as_probability, as_seed
-from ..tasks import ImageTask
+from ..tasks import ImageTask, split_seed
 from .config import RunConfig
 from .memo import memoize
 from .model import data_config
@@ -107,21 +107,22 @@ def _real_task(n_per_class: int, name: str, seed: int, n_test_per_class: int, n_
 
 
 def ood_task(n_per_class: int, similarity: float | str, seed: int = 0, *, config: RunConfig) -> ImageTask:
-    """The out-of-distribution twin of :func:`target_task`: same classes and training images, shifted test images.
+    """The out-of-distribution twin of :func:`target_task`: same classes and training images, shifted validation and
+    test images (``config.n_val_per_class`` and ``config.n_test_per_class`` per class).
 
     On the world it is :func:`transferlab.world.ood_split` with the nuisance shift ``config.ood`` (the same classes,
     the same factor combinations; only pose, colours, background and noise move). Real data has no generative
     factors to hold fixed: its OOD test split is the test images corrupted the way ImageNet-C does it, as strong as
-    the ``colour`` knob (lower contrast, a colour cast) and the ``noise`` knob (pixel noise) say; ``pose`` and
-    ``background`` have no pixel-level counterpart and are not applied there. The test split is sealed like the
-    in-distribution one. Kept in memory like the tasks.
+    the ``colour`` knob (lower contrast, a colour cast) and the ``noise`` knob (pixel noise) say, and its validation
+    images the same way; ``pose`` and ``background`` have no pixel-level counterpart and are not applied there. The
+    test split is sealed like the in-distribution one. Kept in memory like the tasks.
 
     Examples
     --------
     >>> cfg = RunConfig(n_test_per_class=1, n_val_per_class=1, image_size=16, ood={"noise": 1.0})
     >>> ood = ood_task(2, 0.5, seed=0, config=cfg)
-    >>> ood.classes == target_task(2, 0.5, seed=0, config=cfg).classes, ood.info["shift"]["noise"]
-    (True, 1.0)
+    >>> ood.classes == target_task(2, 0.5, seed=0, config=cfg).classes, ood.splits, ood.info["shift"]["noise"]
+    (True, ('train', 'val', 'test'), 1.0)
     """
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
@@ -135,33 +136,38 @@ def ood_task(n_per_class: int, similarity: float | str, seed: int = 0, *, config
 @memoize("ood tasks", maxsize=8)
 def _ood_task(n_per_class: int, similarity: float | str, seed: int, config: RunConfig) -> ImageTask:
     task = target_task(n_per_class, similarity, seed, config=config)
-    ood, n_test_per_class = config.ood, config.n_test_per_class
     if task.info.get("kind") == "target":
-        return world.ood_split(task, n_test_per_class=n_test_per_class, **dict(ood))
-    return _corrupted(task, dict(ood))
+        return world.ood_split(task, n_test_per_class=config.n_test_per_class, n_val_per_class=config.n_val_per_class,
+                               **dict(config.ood))
+    return _corrupted(task, dict(config.ood))
 
 
 def _corrupted(task: ImageTask, shift: dict) -> ImageTask:
-    """A real task's OOD twin: its test images with noise, lower contrast and a colour cast (seeded, sealed)."""
+    """A real task's OOD twin: its validation and test images with noise, lower contrast and a colour cast (seeded;
+    the test split sealed)."""
     import dataclasses
-
-    import torch
-
-    from ..tasks import split_seed
 
     colour, noise = shift.get("colour", 0.0), shift.get("noise", 0.0)
     if not colour and not noise:
         raise ValueError(f"on real images only the 'colour' and 'noise' knobs have a pixel-level form; the shift "
                          f"{shift} sets neither")
-    x = task.x_test.float() / 255
-    gen = torch.Generator().manual_seed(split_seed(int(task.info.get("seed", 0)), "ood-test", "corrupt"))
+    seed = int(task.info.get("seed", 0))
+    x_val = None if task.x_val is None else _corrupt(task.x_val, colour, noise, split_seed(seed, "ood-val", "corrupt"))
+    x_test = _corrupt(task.x_test, colour, noise, split_seed(seed, "ood-test", "corrupt"))
+    return dataclasses.replace(task, name=f"{task.name}+corrupted", x_test=x_test, x_val=x_val, sealed=True,
+                               info=dict(task.info, kind="ood-corrupted", shift=dict(shift)))
+
+
+def _corrupt(images, colour: float, noise: float, seed: int):
+    import torch
+
+    x = images.float() / 255
+    gen = torch.Generator().manual_seed(seed)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = mean + (x - mean) * (1 - 0.5 * colour)  # lower contrast
     cast = 1 + 0.3 * colour * (torch.rand(len(x), 3, 1, 1, generator=gen) - 0.5)  # a colour cast per image
     x = x * cast + 0.2 * noise * torch.randn(x.shape, generator=gen)  # pixel noise
-    x_ood = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    return dataclasses.replace(task, name=f"{task.name}+corrupted", x_test=x_ood, x_val=None, y_val=None, sealed=True,
-                               info=dict(task.info, kind="ood-corrupted", shift=dict(shift)))
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def sim_label(similarity: float | str) -> str:
