@@ -129,6 +129,15 @@ def scan_notebook(path: Path, manifest=MANIFEST) -> Scan:
     trees = [(i, _parse(c.source, f"{Path(path).name} cell {i}")) for i, c in cells]
     names = _ledger_names([t for _, t in trees])
     wrappers = _wrappers([t for _, t in trees], names)
+    tables: dict[str, set[str]] = {}  # NAME = {...} / [...] / (...) at a cell's top level: the strings it holds
+    for _, tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Dict, ast.List, ast.Tuple, ast.Set)):
+                held = {n.value for n in ast.walk(node.value)
+                        if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        tables.setdefault(target.id, set()).update(held)
     scan = Scan()
     for i, tree in trees:
         where = f"{Path(path).name} cell {i}"
@@ -150,6 +159,9 @@ def scan_notebook(path: Path, manifest=MANIFEST) -> Scan:
             continue
         literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         found = literals & set(manifest)
+        if not found:  # the ids may live in a table another cell defines and this cell reads (lesson 01's ADVICE)
+            used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            found = {lit for name in used for lit in tables.get(name, ())} & set(manifest)
         if not found:
             scan.problems.append(f"{where}: records a claim through a variable, but no manifest id appears as a "
                                  f"string literal in the cell; spell the ids out in that cell")
@@ -212,6 +224,14 @@ def test_scanner_reports_a_near_miss_and_a_cell_it_cannot_read(tmp_path):
     assert "did you mean 'small-similar-head-only'" in scan.problems[0]
     assert "cell 2" in scan.problems[1] and "spell the ids out" in scan.problems[1]
     assert "cell 3" in scan.problems[2] and "without a claim id" in scan.problems[3]
+
+
+def test_scanner_reads_ids_from_a_table_another_cell_defines(tmp_path):
+    """Lesson 01's pattern: ``ADVICE = {"small-similar-head-only": ...}`` in one cell, the loop in the next."""
+    path = _nb(tmp_path, "ledger = make()", "ADVICE = {'small-similar-head-only': 1, 'large-dissimilar-scratch': 2}",
+               "for cid, x in ADVICE.items():\n    ledger.judge(cid, rule, data)")
+    scan = scan_notebook(path)
+    assert scan.inferred == {"small-similar-head-only", "large-dissimilar-scratch"} and scan.problems == []
 
 
 def test_scanner_follows_a_notebook_function_that_passes_the_id_on(tmp_path):
@@ -302,7 +322,8 @@ def test_coverage_and_entries_for_agree_with_the_entries():
     assert c["measured"] == sum(e.measured for e in MANIFEST.values()) == sum(r["measured"]
                                                                              for r in c["by_source"].values())
     assert list(c["by_source"]) == list(SOURCES)
-    assert {e.id for e in entries_for("01_freezing_strategies")} >= {"lr-10x-smaller", "head-first"}
+    assert {e.id for e in entries_for("01_freezing_strategies")} >= {"lr-smaller-per-cell", "head-first"}
+    assert "lr-10x-smaller" in {e.id for e in entries_for("00_transfer_learning_basics")}
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -65,13 +65,13 @@ def regression_columns(nuisances: dict, shape, targets=tuple(REGRESSION_TARGETS)
     >>> y, cols = regression_columns(nuis, s, ["size", "rotation"]); tuple(y.shape), cols
     ((2, 3), ('size', 'rotation_cos', 'rotation_sin'))
     """
-    from .world import NUISANCES, SHAPES, _factor  # world imports this module: import it when called
+    from .world import NUISANCES, SHAPES, factor_indices  # world imports this module: import it when called
 
     names = _target_names(targets)
     if not isinstance(nuisances, dict) or set(NUISANCES) - set(nuisances):
         raise ValueError("nuisances must be the dict that render(..., return_nuisances=True) returns, with keys "
                          f"{tuple(NUISANCES)}")
-    shape = _factor("shape", shape, len(SHAPES), SHAPES)
+    shape = factor_indices("shape", shape, len(SHAPES), SHAPES)
     n = len(shape)
     if any(len(v) != n for v in nuisances.values()):
         raise ValueError(f"nuisances and shape disagree on N: {n} shapes but {len(nuisances['x'])} drawn nuisances")
@@ -157,7 +157,7 @@ def regression_task(n_train: int, targets=tuple(REGRESSION_TARGETS), *, similari
     >>> t = regression_task(10, ["rotation", "colour"], n_test=5, size=16); t.y_train.shape, t.columns
     (torch.Size([10, 4]), ('rotation_cos', 'rotation_sin', 'hue_cos', 'hue_sin'))
     """
-    from .world import SHAPES, _sealed, render, target_classes
+    from .world import SHAPES, render, sealed_default, target_classes
 
     names = _target_names(targets)
     n_train = as_int("n_train", n_train, min=2)
@@ -187,4 +187,4 @@ def regression_task(n_train: int, targets=tuple(REGRESSION_TARGETS), *, similari
                           classes=columns, info=dict(kind="regression", targets=names, similarity=float(similarity),
                                                      shapes=tuple(sorted({SHAPES[s] for s in factors[:, 0].tolist()})),
                                                      seed=seed, n_train=n_train), x_val=x_val, y_val=y_val,
-                          sealed=_sealed(seal, n_val), targets=names)
+                          sealed=sealed_default(seal, n_val), targets=names)

@@ -106,6 +106,8 @@ SOURCES: dict[str, Source] = {s.key: s for s in (
     Source("lora-paper", "LoRA: Low-Rank Adaptation of Large Language Models",
            "Hu, Shen, Wallis, Allen-Zhu, Li, Wang, Wang, Chen (ICLR 2022)", "paper",
            "https://arxiv.org/abs/2106.09685"),
+    Source("lpft-paper", "Fine-Tuning can Distort Pretrained Features and Underperform Out-of-Distribution",
+           "Kumar, Raghunathan, Jones, Ma, Liang (ICLR 2022)", "paper", "https://arxiv.org/abs/2202.10054"),
 )}
 
 
@@ -126,8 +128,7 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        "regulariser that limits the search space.", why="not measured yet: lesson 01 measures how far each stage "
        "moves only for head-first training, not against training from scratch"),
     _c("lr-10x-smaller", "stanford-finetuning",
-       "Fine-tune with a learning rate about ten times smaller than the one used from scratch.", L00,
-       also=(L01,)),
+       "Fine-tune with a learning rate about ten times smaller than the one used from scratch.", L00),
     _c("few-epochs", "stanford-finetuning", "A few epochs of fine-tuning are enough.", L00),
     _c("freeze-bottom-regularises", "stanford-finetuning",
        "Low layers learn generic features and high layers task-specific ones, so fixing the bottom layers during "
@@ -203,6 +204,9 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
        L01),
     _c("discriminative-lr", "freeze-advice",
        "Lower layers should learn more slowly than upper layers (discriminative learning rates).", L01),
+    _c("lr-smaller-per-cell", "freeze-advice",
+       "Whatever the data size and similarity, fine-tune the pretrained layers with a learning rate about ten "
+       "times smaller than from scratch.", L01),
     # ---------------------------------------------------------------- four ways to freeze (lesson 02)
     _c("freeze-four-methods-keep-weights", "pytorch-freeze",
        "All four freezing methods keep the frozen weights unchanged.", L02),
@@ -412,6 +416,12 @@ _ENTRIES: tuple[ClaimEntry, ...] = (
     _c("nlp-lora-matches-finetune", "lora-paper",
        "Training low-rank updates of the weight matrices, the pretrained weights frozen, matches full "
        "fine-tuning with a small fraction of the trainable parameters.", L06),
+    # ---------------------------------------------------------------- LP-FT (lesson 01)
+    _c("lpft-ood", "lpft-paper",
+       "Linear probing first, then fine-tuning (LP-FT), is more accurate out of distribution than fine-tuning "
+       "with a random head.", L01),
+    _c("lpft-feature-distortion", "lpft-paper",
+       "Fine-tuning with a random head moves (distorts) the pretrained features more than LP-FT does.", L01),
 )
 
 MANIFEST: Mapping[str, ClaimEntry] = {e.id: e for e in _ENTRIES}
