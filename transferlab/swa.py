@@ -30,7 +30,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
 from ._validate import as_float, as_int, as_list
 from .bn_pin import is_batchnorm
-from .checks import CheckResult
+from .checks import CheckResult, exercise_solution
 from .device import model_device, resolve_device, seeded
 from .train import Callback, History, TrainState, fit
 
@@ -255,6 +255,7 @@ def train_swa(model: nn.Module, train: Iterable, *, budget: int, lr: float = 0.0
     return dict(sorted(cb.results.items())), hist
 
 
+@exercise_solution("def $fn(w_swa, w, n_models):\n    return (w_swa * n_models + w) / (n_models + 1)", answer="fn")
 def check_running_average(fn) -> CheckResult:
     """Exercise check: does ``fn(w_swa, w, n_models)`` compute the SWA running average?
 
@@ -282,13 +283,13 @@ def check_running_average(fn) -> CheckResult:
             try:
                 avg = w.clone() if avg is None else torch.as_tensor(fn(avg, w, n)).float()
             except Exception as err:  # noqa: BLE001 - the learner's code: report, do not crash the check
-                return CheckResult(False, f"{question}: your function raised {type(err).__name__}: {err}")
+                return CheckResult.general(False, f"{question}: your function raised {type(err).__name__}: {err}")
             expect = torch.nn.utils.parameters_to_vector(ref.module.parameters()).detach()
             if avg.shape != expect.shape:
-                return CheckResult(False, f"{question}: after {n + 1} snapshots your average has shape "
-                                          f"{tuple(avg.shape)}, expected {tuple(expect.shape)}")
+                return CheckResult.general(False, f"{question}: after {n + 1} snapshots your average has shape "
+                                                  f"{tuple(avg.shape)}, expected {tuple(expect.shape)}")
             if not torch.allclose(avg, expect, atol=1e-5):
-                return CheckResult(False, f"{question}: after {n + 1} snapshots your average differs from "
-                                          f"AveragedModel's by {(avg - expect).abs().max().item():.3g}; remember that "
-                                          f"n_models counts the models already in the average")
+                return CheckResult.general(False, f"{question}: after {n + 1} snapshots your average differs from "
+                                                  f"AveragedModel's by {(avg - expect).abs().max().item():.3g}; "
+                                                  f"remember that n_models counts the models already in the average")
     return CheckResult(True, f"{question}: right, it matches AveragedModel over 5 snapshots")
