@@ -85,11 +85,13 @@ def exercise_solution(code: str, *, answer: str):
     return deco
 
 
-def render_solution(check, call: str | ast.Call, *, answer_as: str | None = None) -> tuple[str, str]:
+def render_solution(check, call: str | ast.Call, *, answer_as: str | None = None,
+                    source: str | None = None) -> tuple[str, str]:
     """The solution ``check`` declares (:func:`exercise_solution`), filled in for one call of it.
 
-    ``call`` is the call's source text or its ``ast.Call``. Returns ``(answer, code)``: the source of the argument
-    that holds the answer, and the solution's code; ``answer_as`` puts another name in the answer's place.
+    ``call`` is the call's source text or its ``ast.Call`` (parsed from ``source``, whose text the arguments then
+    keep). Returns ``(answer, code)``: the source of the argument that holds the answer, and the solution's code;
+    ``answer_as`` puts another name in the answer's place.
 
     Examples
     --------
@@ -100,13 +102,17 @@ def render_solution(check, call: str | ast.Call, *, answer_as: str | None = None
     spec = getattr(check, "__solution__", None)
     if spec is None:
         raise LookupError(f"{name} declares no solution (transferlab.checks.exercise_solution)")
-    node = ast.parse(call, mode="eval").body if isinstance(call, str) else call
+    if isinstance(call, str):
+        source, node = call, ast.parse(call, mode="eval").body
+    else:
+        node = call
+    text = lambda n: (source and ast.get_source_segment(source, n)) or ast.unparse(n)  # noqa: E731
     if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args) or \
             any(k.arg is None for k in node.keywords):
         raise ValueError(f"expected a plain call of {name} (no *args or **kwargs), got {ast.unparse(node)!r}")
     sig = inspect.signature(check)
     try:
-        bound = sig.bind(*map(ast.unparse, node.args), **{k.arg: ast.unparse(k.value) for k in node.keywords})
+        bound = sig.bind(*map(text, node.args), **{k.arg: text(k.value) for k in node.keywords})
     except TypeError as err:
         raise ValueError(f"{ast.unparse(node)}: {err}") from None
     values = {p.name: repr(p.default) for p in sig.parameters.values() if p.default is not p.empty}
