@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -221,11 +222,14 @@ def _wrong(value):  # a wrong answer of the right type (the test's stand-in for 
 '''
 
 
-def _run(args: list[str], course: Path, env: dict, timeout: int) -> str:
+def _run(args: list[str], course: Path, env: dict, timeout: int) -> tuple[float, float]:
+    """Run ``nbgrader *args`` in the course folder; returns its wall and CPU seconds (kernels included)."""
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
                          text=True, timeout=timeout)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert out.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
-    return out.stderr
+    return time.perf_counter() - t0, cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
 
 
 def _submit(course: Path, stem: str, student: str, answers: dict[str, str]) -> None:
@@ -256,8 +260,7 @@ def test_nbgrader_autogrades_right_and_wrong_submissions(path, tmp_path):
            "TRANSFERLAB_RESULTS": str(tmp_path / "results"), "MPLBACKEND": "Agg"}
     if os.environ.get("PYTEST_XDIST_WORKER"):
         env["OMP_NUM_THREADS"] = "1"  # kernels side by side on a 2-core machine
-    t0 = time.perf_counter()
-    _run(["generate_assignment", stem], course, env, timeout=300)
+    gen = _run(["generate_assignment", stem], course, env, timeout=300)
     release = nbformat.read(course / "release" / stem / f"{stem}.ipynb", as_version=4)
     student_cells = [c.source for c in release.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert student_cells and all("raise NotImplementedError()" in s and "BEGIN SOLUTION" not in s
@@ -271,8 +274,9 @@ def test_nbgrader_autogrades_right_and_wrong_submissions(path, tmp_path):
             wrong[f"ex{ex.number}-answer"] += WRONG + "".join(f"\n{a} = _wrong({a})" for a in ex.answers)
     _submit(course, stem, "right", solutions)
     _submit(course, stem, "wrong", wrong)
-    _run(["autograde", stem, "--create"], course, env, timeout=2 * SMOKE_TIMEOUT_S + 300)
-    print(f"{stem}: generate + autograde of 2 submissions {time.perf_counter() - t0:.0f} s")
+    grade = _run(["autograde", stem, "--create"], course, env, timeout=2 * SMOKE_TIMEOUT_S + 300)
+    print(f"{stem}: generate_assignment {gen[0]:.0f} s wall, {gen[1]:.0f} s CPU; autograde of 2 submissions "
+          f"{grade[0]:.0f} s wall, {grade[1]:.0f} s CPU (load average {os.getloadavg()[0]:.1f})")
 
     gb = Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="transferlab")
     try:
