@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import transferlab
+import transferlab.ensembles
 from transferlab import checks
 from transferlab.checks import CheckResult, check_choice, check_number, render_solution
 
@@ -86,8 +87,13 @@ WRONG = {
         lambda: transferlab.bn_checks.check_bn_freezer(lambda m: m.eval(), _bn_net(), torch.randn(8, 4)), [], False),
     "transferlab.bn_checks.check_preprocess_mode": (
         lambda: transferlab.bn_checks.check_preprocess_mode("torch", "inception_v3.tf_in1k"), ["'tf'"], False),
-    "transferlab.swa.check_running_average": (
+    "transferlab.swa.averaging.check_running_average": (
         lambda: transferlab.swa.check_running_average(lambda w_swa, w, n: (w_swa + w) / 2), [], False),
+    "transferlab.ensembles.check_cyclic_lr": (
+        lambda: transferlab.ensembles.check_cyclic_lr(lambda i, c, hi, lo: hi), ["0.082"], True),
+    "transferlab.ensembles.check_ensemble": (
+        lambda: transferlab.ensembles.check_ensemble(lambda probs: torch.stack(probs).argmax(2).mode(0).values),
+        ["predicts 1", "0.62"], True),
     "transferlab.landscape.directions.check_sphere_direction": (
         lambda: transferlab.landscape.directions.check_sphere_direction(lambda n, seed: torch.ones(n) / n ** 0.5),
         [], False),
@@ -175,7 +181,9 @@ SOLVED = {
                                                {"net": _bn_net, "x": lambda: torch.randn(8, 4)}),
     "transferlab.bn_checks.check_preprocess_mode": ("check_preprocess_mode(mode, 'vit_base_patch16_clip_224.openai')",
                                                     {}),
-    "transferlab.swa.check_running_average": ("check_running_average(my_average)", {}),
+    "transferlab.swa.averaging.check_running_average": ("check_running_average(my_average)", {}),
+    "transferlab.ensembles.check_cyclic_lr": ("check_cyclic_lr(my_cyclic_lr)", {}),
+    "transferlab.ensembles.check_ensemble": ("check_ensemble(my_ensemble)", {}),
     "transferlab.landscape.directions.check_sphere_direction": ("check_sphere_direction(my_direction)", {}),
     "transferlab.selection.reference.check_evidence": ("check_evidence(my_evidence)", {}),
 }

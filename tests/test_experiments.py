@@ -178,7 +178,7 @@ def test_run_one_rejects_bad_input():
 
 # ----------------------------------------------------------------------------------------------- grids and cache
 def test_grid_is_tidy_and_cache_is_reused(tmp_path):
-    path = tmp_path / "cache.json"
+    path = tmp_path / "cache"
     cache = X.ResultCache(path)
     plan = [("probe", 4), ("freeze", 3)]
     df = X.run_grid([2], [1.0, 0.0], plan, seeds=[0, 1], config=TINY, cache=cache, progress=False)
@@ -190,9 +190,10 @@ def test_grid_is_tidy_and_cache_is_reused(tmp_path):
     again = X.run_grid([2], [1.0, 0.0], plan, seeds=[0, 1], config=TINY, cache=reread, progress=False)
     assert again["cached"].all()
     pd.testing.assert_series_equal(again["acc"], df["acc"])
-    assert json.loads(path.read_text())["format"] == X.ResultCache.FORMAT
-    # no temporary files left behind: the cache and its lock file (which stays: removing it would race)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.json.lock", "cache.json"]
+    files = sorted(path.iterdir())  # one file per row, each tagged with the format; no temporary files, no lock
+    assert len(files) == 8 and all(f.suffix == ".json" and not f.name.startswith(".") for f in files)
+    assert {json.loads(f.read_text())["format"] for f in files} == {X.ResultCache.FORMAT}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
     other = X.run_grid([2], [1.0], [("probe", 4)], seeds=[0], config=X.RunConfig(**{**TINY.__dict__,
                                                                                        "probe_epochs": 5}),
                        cache=reread, progress=False)
@@ -408,7 +409,8 @@ def test_processes_writing_at_once_lose_no_row(tmp_path):
     cache = X.ResultCache(path)
     assert len(cache) == 3 * n_rows
     assert all(cache.get("c", 1 + i, 0.5, "probe", 4, w) is not None for w in range(3) for i in range(n_rows))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".shared.json.lock", "shared.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json"]  # the folder only: no lock file
+    assert len(list(path.iterdir())) == 3 * n_rows  # one whole file per row, no temporary file left
 
 
 @pytest.mark.parametrize("content", [b"\x00\xffnot json", b"[1, 2]", b'{"format": "transferlab-results/9", "rows": []}',

@@ -5,9 +5,10 @@ base's features (``"probe"``), freeze the first ``k`` stages and fine-tune the r
 everything at the from-scratch learning rate (``"finetune-scratch-lr"``), start from random weights
 (``"scratch"``), fit the head first and then fine-tune (``"head-first"``), or give lower stages lower learning
 rates (``"discriminative-lr"``). :func:`run_one` runs one (task, strategy, k, seed) and returns a dict;
-:func:`run_grid` runs many and returns a pandas DataFrame with one row per run; :class:`ResultCache` keeps
-finished rows in a JSON file under ``$TRANSFERLAB_HOME/experiments`` so a notebook can reuse them and a widget
-can recompute one cell on demand (:func:`make_recompute`).
+:func:`run_grid` runs many (in this process, or in parallel on any ``concurrent.futures`` executor: see
+:mod:`transferlab.parallel`) and returns a pandas DataFrame with one row per run; :class:`ResultCache` keeps
+finished rows, one JSON file each, under ``$TRANSFERLAB_HOME/experiments/<name>/`` so a notebook can reuse them
+and a widget can recompute one cell on demand (:func:`make_recompute`).
 
 :func:`stage_weight_change` and :class:`WeightDrift` measure how far each stage's weights move from their
 pretrained values (``||w - w0|| / ||w0||``), which is how the lesson shows that a random head's gradients
