@@ -9,7 +9,8 @@ Writes ``<out>/source/<lesson>/<lesson>.ipynb`` for each lesson and ``<out>/nbgr
 own commands take over (``nbgrader generate_assignment``, ``release_assignment``, ``collect``, ``autograde``).
 
 An exercise is one code cell whose first line is ``# exercise N`` (``# exercise N (2 points)`` sets its points),
-with the learner's answer variable(s) set to ``None`` and the check call as its last expression. It becomes:
+with the learner's answer variable(s) set to ``None`` (or a stub ``def`` that returns ``None``) and the check call
+as its last expression. It becomes:
 
 - a read-only set-up cell with the cell's other statements, when it has any (so the measurement the check
   compares with cannot be edited);
@@ -28,8 +29,9 @@ from, in this order:
 2. the solution the check declares (``transferlab.checks.exercise_solution``): for ``check_choice`` and
    ``check_number`` the ``expected`` argument (``answer_1 = <expected expression>``), for the kit's code
    checks (a function the learner writes) the code stated next to the check;
-3. the lesson's own check (a function the notebook defines, called with the answer): the solution of the check
-   it returns, or its local ``expected``, with the statements of its body that compute them.
+3. the lesson's own check (a function the notebook defines): the solution it declares with
+   ``@exercise_solution(code, answer=...)`` like the kit's checks; otherwise, when it is called with the answer
+   alone, the solution of the check it returns or its local ``expected``, with the statements that compute them.
 
 An exercise with none of these stops the conversion of its lesson with a message naming the lesson and exercise.
 Points: 1 per exercise, 2 when the answer is a function the learner writes, unless the header says otherwise.
@@ -46,6 +48,7 @@ import hashlib
 import importlib
 import json
 import re
+import string
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -177,6 +180,35 @@ def _statement_text(source: str, stmt: ast.stmt, indent: int) -> str:
     return "\n".join(ln[indent:] if ln[:indent].isspace() else ln.lstrip() for ln in lines)
 
 
+def _declared(node: ast.FunctionDef, ns: Namespace, ex: str) -> tuple[str, str] | None:
+    """``(answer parameter, code)`` of an ``@exercise_solution(code, answer=...)`` on a lesson's own check."""
+    from transferlab.checks import exercise_solution
+
+    for dec in node.decorator_list:
+        if isinstance(dec, ast.Call) and ns.resolve(dec.func) == ("kit", exercise_solution):
+            args = {k.arg: k.value for k in dec.keywords} | dict(zip(("code",), dec.args, strict=False))
+            try:
+                return ast.literal_eval(args["answer"]), ast.literal_eval(args["code"])
+            except (KeyError, ValueError) as err:
+                raise ConversionError(f"{ex}: the lesson's {node.name}: @exercise_solution needs literal code and "
+                                      f"answer= ({err})") from None
+    return None
+
+
+def _render_declared(node: ast.FunctionDef, declared: tuple[str, str], call: ast.Call, source: str, ex: str):
+    """The declared solution of a lesson's own check, filled in with the call's arguments: (answer, code)."""
+    names = [a.arg for a in node.args.args]
+    values = dict(zip(names, (ast.get_source_segment(source, a) for a in call.args), strict=False))
+    values |= {k.arg: ast.get_source_segment(source, k.value) for k in call.keywords}
+    param, code = declared
+    if param not in values:
+        raise ConversionError(f"{ex}: the call passes no argument for {node.name}'s answer parameter {param!r}")
+    try:
+        return values[param], string.Template(code).substitute(values)
+    except (KeyError, ValueError) as err:
+        raise ConversionError(f"{ex}: {node.name}'s declared solution needs the argument {err}") from None
+
+
 def _wrapper_solution(where: str, number: int, fname: str, node: ast.FunctionDef, source: str, answer: str,
                       ns: Namespace) -> tuple[str, str]:
     """The solution of a lesson's own check ``fname(answer)``: computed as the function computes its expected."""
@@ -223,6 +255,19 @@ def _wrapper_solution(where: str, number: int, fname: str, node: ast.FunctionDef
             + textwrap.indent(inner, "    ") + f"\n    return {result}\n\n\n{answer} = {fn}()"), f"lesson's {fname}"
 
 
+def _answer_name(stmt: ast.stmt) -> str | None:
+    """The answer a statement sets up: ``name = None``, or a stub ``def name(...)`` whose body only returns None."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+            and isinstance(stmt.value, ast.Constant) and stmt.value.value is None:
+        return stmt.targets[0].id
+    if isinstance(stmt, ast.FunctionDef):
+        body = [s for s in stmt.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        if all(isinstance(s, ast.Pass) or isinstance(s, ast.Return) and (s.value is None or isinstance(
+                s.value, ast.Constant) and s.value.value is None) for s in body):
+            return stmt.name
+    return None
+
+
 def parse_exercise(source: str, ns: Namespace, where: str) -> Exercise:
     """One exercise cell of the convention as an :class:`Exercise`; ConversionError says what is wrong."""
     lines = source.split("\n")
@@ -239,15 +284,14 @@ def parse_exercise(source: str, ns: Namespace, where: str) -> Exercise:
     if not body or not (isinstance(body[-1], ast.Expr) and isinstance(body[-1].value, ast.Call)):
         raise ConversionError(f"{ex}: the cell's last line must be the check call (the convention: answers set to "
                               f"None, then the check)")
-    answers = [s.targets[0].id for s in body[:-1] if isinstance(s, ast.Assign) and len(s.targets) == 1
-               and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Constant) and s.value.value is None]
+    answers = [name for name in map(_answer_name, body[:-1]) if name]
     if not answers:
-        raise ConversionError(f"{ex}: no answer variable set to None before the check")
+        raise ConversionError(f"{ex}: no answer variable set to None (or stub function returning None) before the "
+                              f"check")
     segs = _segments(code, body)
     parts = {"head": [lines[0]], "setup": [], "after": []}
     for stmt, seg in zip(body[:-1], segs[:-1], strict=True):
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
-                and stmt.targets[0].id in answers:
+        if _answer_name(stmt):
             parts["head"].append(_joined(seg))
         else:
             parts["after" if _names(stmt, ast.Load) & set(answers) else "setup"].append(_joined(seg))
@@ -270,6 +314,9 @@ def parse_exercise(source: str, ns: Namespace, where: str) -> Exercise:
                 raise ConversionError(f"{ex}: {fname}'s answer argument is {got!r}, not one of the cell's answer "
                                       f"variables {answers}")
             answers_solved, origin = {got}, f"{fname}'s declared solution"
+        elif kind and kind[0] == "notebook" and _declared(kind[1][0], ns, ex):
+            got, solution = _render_declared(kind[1][0], _declared(kind[1][0], ns, ex), call, _code(code), ex)
+            answers_solved, origin = {got}, f"the lesson's {fname}'s declared solution"
         elif kind and kind[0] == "notebook" and arg is not None and len(call.args) == 1 and not call.keywords:
             solution, origin = _wrapper_solution(where, number, fname, *kind[1], arg, ns)
             answers_solved = {arg}

@@ -152,6 +152,23 @@ def test_solution_comments_win_and_never_reach_the_student():
     assert answer.count("solution:") == 0 and "return 2 * x" in answer.split("### BEGIN SOLUTION")[1]
 
 
+def test_stub_functions_and_a_lessons_own_declared_solution():
+    helper = ('from transferlab.checks import CheckResult, exercise_solution\n\n\n'
+              '@exercise_solution("def $fn(y):\\n    return 2 * y", answer="fn")\n'
+              'def check_double(fn, at=3):\n    return CheckResult(fn(at) == 2 * at, "doubles")\n')
+    cell = "# exercise 1\ndef double(y):\n    return None  # your code\n\n\ncheck_double(double, at=5)"
+    nb, (ex,) = _parse(_lesson(helper, cell))
+    assert ex.answers == ["double"] and ex.solution == "def double(y):\n    return 2 * y" and ex.points == 2
+    assert ex.origin == "the lesson's check_double's declared solution"
+    answer = next(c for c in nb.cells if c.id == "ex1-answer").source
+    assert answer.startswith("# exercise 1\ndef double(y):\n    return None  # your code\n### BEGIN SOLUTION")
+    ns = {}
+    for cell in nb.cells[2:]:
+        if cell.cell_type == "code":
+            exec(cell.source, ns)  # noqa: S102
+    assert ns["_result_1"]
+
+
 @pytest.mark.parametrize("cell, message", [
     ("# exercise 2\nf = None\nCheckResult(f is not None, 'x')", "exercise 2: no solution found"),
     ("# exercise 2\nx = 1\ncheck_number('q', x, 2)", "exercise 2: no answer variable set to None"),
