@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from nbrun import inject  # noqa: E402  (the harness's papermill-style injection: one definition of "smoke")
 
 from transferlab._paths import atomic_write, keep_aside  # noqa: E402
-from transferlab.checks import render_solution  # noqa: E402
+from transferlab.checks import exercise_solution, render_solution  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 MODES = {"smoke": True, "default": False}
@@ -182,8 +182,6 @@ def _statement_text(source: str, stmt: ast.stmt, indent: int) -> str:
 
 def _declared(node: ast.FunctionDef, ns: Namespace, ex: str) -> tuple[str, str] | None:
     """``(answer parameter, code)`` of an ``@exercise_solution(code, answer=...)`` on a lesson's own check."""
-    from transferlab.checks import exercise_solution
-
     for dec in node.decorator_list:
         if isinstance(dec, ast.Call) and ns.resolve(dec.func) == ("kit", exercise_solution):
             args = {k.arg: k.value for k in dec.keywords} | dict(zip(("code",), dec.args, strict=False))
