@@ -11,7 +11,7 @@ from torch import nn
 
 from .bn_pin import bn_layers
 from .bn_stats import bn_state, preserved, stats_drift
-from .checks import CheckResult
+from .checks import CheckResult, exercise_solution
 from .device import model_device
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -72,11 +72,16 @@ def check_bn_frozen(model: nn.Module, x: torch.Tensor, *, device=None) -> CheckR
     if not batch_stat_layers and not moved:
         return CheckResult(True, "Correct: after model.train() every BN layer still uses its running statistics and "
                                  "none moved.")
-    return CheckResult(False, f"Not yet: after model.train(), {len(batch_stat_layers)} BN layer(s) normalised with "
-                              f"batch statistics ({batch_stat_layers[:3]}) and {len(moved)} changed their running "
-                              f"statistics ({moved[:3]}).")
+    return CheckResult.general(False, f"Not yet: after model.train(), {len(batch_stat_layers)} BN layer(s) normalised "
+                                      f"with batch statistics ({batch_stat_layers[:3]}) and {len(moved)} changed their "
+                                      f"running statistics ({moved[:3]}).")
 
 
+@exercise_solution("def $freeze_bn(model):\n    from torch import nn\n\n    def keep_eval(module, inputs):\n"
+                   "        module.eval()  # before every forward: model.train() cannot undo it\n\n"
+                   "    for module in model.modules():\n"
+                   "        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):\n"
+                   "            module.register_forward_pre_hook(keep_eval)", answer="freeze_bn")
 def check_bn_freezer(freeze_bn: Callable[[nn.Module], object] | None, model: nn.Module, x: torch.Tensor, *,
                      device=None) -> CheckResult:
     """Exercise: does ``freeze_bn(model)`` make every BN layer keep and use its statistics, even after ``train()``?
@@ -94,24 +99,33 @@ def check_bn_freezer(freeze_bn: Callable[[nn.Module], object] | None, model: nn.
     True
     """
     if freeze_bn is None:
-        return CheckResult(False, "no answer yet: replace the None with a function freeze_bn(model)")
+        return CheckResult.general(False, "no answer yet: replace the None with a function freeze_bn(model)")
     if not callable(freeze_bn):
-        return CheckResult(False, f"expected a function freeze_bn(model), got {type(freeze_bn).__name__}")
+        return CheckResult.general(False, f"expected a function freeze_bn(model), got {type(freeze_bn).__name__}")
     m = copy.deepcopy(model)
     try:
         freeze_bn(m)
     except Exception as err:  # the learner's code: report any error as the answer's problem
-        return CheckResult(False, f"Not yet: your function raised {type(err).__name__}: {err}")
+        return CheckResult.general(False, f"Not yet: your function raised {type(err).__name__}: {err}")
     try:
         return check_bn_frozen(m, x, device=device)
     except Exception as err:  # e.g. a forward pre-hook that returns something other than None or new inputs
-        return CheckResult(False, f"Not yet: with your function applied, a forward pass raised {type(err).__name__}: "
-                                  f"{err} (a forward pre-hook must return None, or the module's new inputs)")
+        return CheckResult.general(False, f"Not yet: with your function applied, a forward pass raised "
+                                          f"{type(err).__name__}: {err} (a forward pre-hook must return None, or the "
+                                          f"module's new inputs)")
 
 
 _KERAS_MODES = {"torch": (IMAGENET_MEAN, IMAGENET_STD), "tf": ((0.5,) * 3, (0.5,) * 3)}
 
 
+@exercise_solution("def _keras_mode(name):\n    import timm\n\n    cfg = timm.get_pretrained_cfg(name)\n"
+                   "    near = lambda a, b: all(abs(u - v) < 1e-3 for u, v in zip(a, b))  # noqa: E731\n"
+                   "    if near(cfg.mean, (0.485, 0.456, 0.406)) and near(cfg.std, (0.229, 0.224, 0.225)):\n"
+                   "        return 'torch'  # ImageNet's mean and std\n"
+                   "    if near(cfg.mean, (0.5,) * 3) and near(cfg.std, (0.5,) * 3):\n"
+                   "        return 'tf'  # scaled to [-1, 1]\n"
+                   "    return 'none'  # 'caffe' also swaps RGB to BGR: never a timm checkpoint's preprocessing\n\n\n"
+                   "$answer = _keras_mode($model_name)", answer="answer")
 def check_preprocess_mode(answer: str | None, model_name: str) -> CheckResult:
     """Exercise: which Keras ``preprocess_input`` mode (``"caffe"``, ``"tf"``, ``"torch"``, or ``"none"``) gives
     the timm checkpoint ``model_name`` the inputs it was trained with?
@@ -137,10 +151,10 @@ def check_preprocess_mode(answer: str | None, model_name: str) -> CheckResult:
     close = lambda a, b: all(abs(u - v) < 1e-3 for u, v in zip(a, b, strict=True))  # noqa: E731
     expected = next((k for k, (m, s) in _KERAS_MODES.items() if close(mean, m) and close(std, s)), "none")
     if answer is None or (isinstance(answer, str) and not answer.strip()):
-        return CheckResult(False, f"no answer yet: replace the None with one of {options}")
+        return CheckResult.general(False, f"no answer yet: replace the None with one of {options}")
     got = str(answer).strip().lower()
     if got not in options:
-        return CheckResult(False, f"Not yet: {answer!r} is not one of {options}")
+        return CheckResult.general(False, f"Not yet: {answer!r} is not one of {options}")
     said = f"{model_name} expects mean {tuple(round(v, 4) for v in mean)}, std {tuple(round(v, 4) for v in std)}"
     if got == expected:
         return CheckResult(True, f"Correct: {said}: Keras mode {expected!r}." if expected != "none" else
@@ -148,5 +162,5 @@ def check_preprocess_mode(answer: str | None, model_name: str) -> CheckResult:
     hint = {"caffe": "caffe mode also swaps RGB to BGR and does not scale to [0, 1]",
             "tf": "tf mode maps to [-1, 1]: mean 0.5, std 0.5", "torch": "torch mode uses ImageNet's mean and std",
             "none": "one of the modes does match"}[got]
-    return CheckResult(False, f"Not yet: {hint}. Read the checkpoint's pretrained_cfg (timm.get_pretrained_cfg(name)), "
-                              f"not the architecture's.")
+    return CheckResult.general(False, f"Not yet: {hint}. Read the checkpoint's pretrained_cfg "
+                                      f"(timm.get_pretrained_cfg(name)), not the architecture's.")

@@ -29,7 +29,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from ._validate import as_float, as_int, as_list
-from .checks import CheckResult
+from .checks import CheckResult, exercise_solution
 from .device import model_device
 from .swa import Checkpoint, SWACallback
 from .train import Callback, forward, to_device
@@ -255,6 +255,9 @@ def time_per_image(models: Sequence[nn.Module], data: Iterable, *, device=None, 
     return best / max(n, 1)
 
 
+@exercise_solution("def $fn(i, cycle_steps, lr_max, lr_min):\n"
+                   "    t = ((i - 1) % cycle_steps + 1) / cycle_steps  # 1 at the cycle's last step\n"
+                   "    return (1 - t) * lr_max + t * lr_min", answer="fn")
 def check_cyclic_lr(fn: Callable | None) -> CheckResult:
     """Exercise check: does ``fn(i, cycle_steps, lr_max, lr_min)`` give the SWA paper's cyclic learning rate?
 
@@ -267,21 +270,25 @@ def check_cyclic_lr(fn: Callable | None) -> CheckResult:
     """
     q = "cyclic learning rate"
     if fn is None:
-        return CheckResult(False, f"{q}: no answer yet — replace None with a function (i, cycle_steps, lr_max, lr_min)")
+        return CheckResult.general(False, f"{q}: no answer yet — replace None with a function (i, cycle_steps, "
+                                          f"lr_max, lr_min)")
     for i in range(1, 3 * 5 + 1):
         want = cyclic_lr(i, 5, 0.1, 0.01)
         try:
             got = float(fn(i, 5, 0.1, 0.01))
         except Exception as err:  # noqa: BLE001 - the learner's code: report it
-            return CheckResult(False, f"{q}: your function raised {type(err).__name__}: {err}")
+            return CheckResult.general(False, f"{q}: your function raised {type(err).__name__}: {err}")
         if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
             hint = ("the last step of a cycle must run at lr_min (t = 1 there)" if i % 5 == 0 else
                     "t counts steps within the cycle: ((i - 1) mod cycle_steps + 1) / cycle_steps")
-            return CheckResult(False, f"{q}: at step {i} (cycle of 5 steps, lr 0.1 to 0.01) you give {got:.4g}, "
-                                      f"expected {want:.4g}; {hint}")
+            said = f"{q}: at step {i} (cycle of 5 steps, lr 0.1 to 0.01) you give {got:.4g}"
+            return CheckResult(False, f"{said}, expected {want:.4g}; {hint}", graded_message=f"{said}, which is not "
+                               f"the cyclic rate; {hint}")
     return CheckResult(True, f"{q}: right over three cycles (the rate falls from lr_max to lr_min, then restarts)")
 
 
+@exercise_solution("def $fn(probs):\n    import torch\n\n    return torch.stack(probs).mean(0).argmax(1)  # average "
+                   "the probabilities, then the most probable class", answer="fn")
 def check_ensemble(fn: Callable | None) -> CheckResult:
     """Exercise check: does ``fn(list of [N, C] probability tensors)`` return the ensemble's class predictions?
 
@@ -294,19 +301,22 @@ def check_ensemble(fn: Callable | None) -> CheckResult:
     """
     q = "ensemble prediction"
     if fn is None:
-        return CheckResult(False, f"{q}: no answer yet — replace None with a function (list of probabilities) -> "
-                                  f"predicted classes")
+        return CheckResult.general(False, f"{q}: no answer yet — replace None with a function (list of "
+                                          f"probabilities) -> predicted classes")
     # three members, one image: two weakly for class 0, one strongly for class 1. Majority vote says 0, the mean
     # probability says 1.
     probs = [torch.tensor([[0.55, 0.45]]), torch.tensor([[0.55, 0.45]]), torch.tensor([[0.05, 0.95]])]
     try:
         got = torch.as_tensor(fn([p.clone() for p in probs])).reshape(-1)
     except Exception as err:  # noqa: BLE001 - the learner's code: report it
-        return CheckResult(False, f"{q}: your function raised {type(err).__name__}: {err}")
+        return CheckResult.general(False, f"{q}: your function raised {type(err).__name__}: {err}")
     if got.numel() != 1 or got.is_floating_point() and not torch.equal(got, got.round()):
-        return CheckResult(False, f"{q}: expected one class index per image, got {got.tolist()}")
+        return CheckResult.general(False, f"{q}: expected one class index per image, got {got.tolist()}")
     if int(got[0]) != int(torch.stack(probs).mean(0).argmax(1)):
-        return CheckResult(False, f"{q}: you predict class {int(got[0])}; the mean probability of class 1 is "
-                                  f"{(0.45 + 0.45 + 0.95) / 3:.2f}, so the ensemble predicts 1 (a majority vote of "
-                                  f"the members would say 0: average the probabilities, not the votes)")
+        said = f"{q}: you predict class {int(got[0])}"
+        return CheckResult(False, f"{said}; the mean probability of class 1 is {(0.45 + 0.45 + 0.95) / 3:.2f}, so "
+                                  f"the ensemble predicts 1 (a majority vote of the members would say 0: average the "
+                                  f"probabilities, not the votes)",
+                           graded_message=f"{said} for an image where the members disagree, which is not the "
+                                          f"ensemble's prediction (an ensemble combines its members' probabilities)")
     return CheckResult(True, f"{q}: right: the mean of the members' probabilities, then the most probable class")

@@ -356,8 +356,8 @@ class FreezeCheck(CheckResult):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         more = f"; ... ({len(self.problems)} in all)" if len(self.problems) > 5 else ""
-        shown = "; ".join(self.problems[:5]) + more
-        super().__init__(not self.problems, "correct" if not self.problems else f"not yet: {shown}")
+        shown = "correct" if not self.problems else "not yet: " + "; ".join(self.problems[:5]) + more
+        super().__init__(not self.problems, shown, graded_message=shown)  # the learner's model vs the names given
 
 
 def check_frozen(model: nn.Module, names: str | Iterable[str], *, optimizer: torch.optim.Optimizer | None = None,

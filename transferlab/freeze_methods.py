@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ._validate import as_choice, as_int
-from .checks import CheckResult
+from .checks import CheckResult, exercise_solution
 from .device import seeded
 from .freeze import check_frozen, child_names, freeze_by_names, select_modules
 
@@ -206,11 +206,13 @@ def frozen_children(model: nn.Module) -> list[str]:
     return out
 
 
-def check_names(question: str, answer, expected: Iterable[str], *, explain: str = "") -> CheckResult:
+@exercise_solution("$answer = set($expected)", answer="answer")
+def check_names(question: str, answer, expected: Iterable[str], *, explain: str = "", hint: str = "") -> CheckResult:
     """Compare a set of names (children, parameters) with the one this run measured; order does not matter.
 
     ``answer`` may be a string (one name) or any iterable of strings; ``None`` means "no answer yet". When
-    wrong, the result says which names are missing and which are extra, then ``explain``.
+    wrong, the result says which names are missing and which are extra, then ``hint`` and ``explain``; in graded
+    mode only that the set is not the measured one, then ``hint`` (see :mod:`transferlab.checks`).
 
     Examples
     --------
@@ -220,24 +222,30 @@ def check_names(question: str, answer, expected: Iterable[str], *, explain: str 
     "frozen children: not yet: missing {'embed'}"
     """
     if answer is None:
-        return CheckResult(False, f"{question}: no answer yet: replace the None with a set of names")
+        return CheckResult.general(False, f"{question}: no answer yet: replace the None with a set of names")
     got = {answer} if isinstance(answer, str) else answer
     try:
         got = {str(n) for n in got}
     except TypeError:
-        return CheckResult(False, f"{question}: expected a set of names (strings), got {type(answer).__name__}")
+        return CheckResult.general(False, f"{question}: expected a set of names (strings), got "
+                                          f"{type(answer).__name__}")
     want = {str(n) for n in expected}
     if got == want:
         return CheckResult(True, f"{question}: right ({_set(want)})")
     parts = [f"missing {_set(want - got)}" if want - got else "", f"extra {_set(got - want)}" if got - want else ""]
     msg = f"{question}: not yet: " + ", ".join(p for p in parts if p)
-    return CheckResult(False, msg + (f". {explain}" if explain else ""))
+    tail = "".join(f". {t}" for t in (hint, explain) if t)
+    return CheckResult(False, msg + tail, graded_message=f"{question}: not yet: {_set(got)} is not the set this run "
+                       f"measured" + (f". {hint}" if hint else "") + " (graded: the expected answer is not shown)")
 
 
 def _set(names) -> str:
     return "{" + ", ".join(repr(n) for n in sorted(names)) + "}" if names else "{}"
 
 
+@exercise_solution("def $restore(layer, old_weights):\n    import torch\n\n    with torch.no_grad():\n"
+                   "        layer.weight.copy_(old_weights)  # the values, into the tensor the optimizer holds",
+                   answer="restore")
 def check_restore(restore: Callable[[nn.Module, torch.Tensor], None] | None, *, steps: int = 5,
                   seed: int = 0) -> CheckResult:
     """Exercise: does ``restore(layer, old_weights)``, called after every step, keep ``layer.weight`` fixed?
@@ -261,9 +269,11 @@ def check_restore(restore: Callable[[nn.Module, torch.Tensor], None] | None, *, 
     True
     """
     if restore is None:
-        return CheckResult(False, "no answer yet: replace the None with a function restore(layer, old_weights)")
+        return CheckResult.general(False, "no answer yet: replace the None with a function restore(layer, "
+                                          "old_weights)")
     if not callable(restore):
-        return CheckResult(False, f"expected a function restore(layer, old_weights), got {type(restore).__name__}")
+        return CheckResult.general(False, f"expected a function restore(layer, old_weights), got "
+                                          f"{type(restore).__name__}")
     steps = as_int("steps", steps, min=1)
     with seeded(seed):
         model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
@@ -280,24 +290,26 @@ def check_restore(restore: Callable[[nn.Module, torch.Tensor], None] | None, *, 
         try:
             restore(layer, old_weights)
         except Exception as err:  # the learner's code: report any error as the answer's problem
-            return CheckResult(False, f"Not yet: your restore raised {type(err).__name__}: {err}")
+            return CheckResult.general(False, f"Not yet: your restore raised {type(err).__name__}: {err}")
         if layer.weight is not held:
-            return CheckResult(False, "Not yet: layer.weight is no longer the parameter the optimizer updates (a new "
-                                      "tensor was assigned): restore the values, keep the tensor")
+            return CheckResult.general(False, "Not yet: layer.weight is no longer the parameter the optimizer updates "
+                                              "(a new tensor was assigned): restore the values, keep the tensor")
         if not torch.equal(old_weights.detach(), w0):
-            return CheckResult(False, f"Not yet: after step {step} the cache old_weights itself has moved: it shares "
-                                      f"storage with the weight, so optimizer.step() updates both")
+            return CheckResult.general(False, f"Not yet: after step {step} the cache old_weights itself has moved: "
+                                              f"it shares storage with the weight, so optimizer.step() updates both")
         if not torch.equal(layer.weight.detach(), w0):
             drift = float((layer.weight.detach() - w0).norm())
             shared = layer.weight.untyped_storage().data_ptr() == old_weights.untyped_storage().data_ptr()
             why = (": the weight and the cache are one storage (`weight.data = old_weights.data` made them so), so "
                    "the step moved the cache too" if shared else "")
-            return CheckResult(False, f"Not yet: after step {step} the weight is {drift:.3g} away from the cached "
-                                      f"weights{why}")
+            return CheckResult.general(False, f"Not yet: after step {step} the weight is {drift:.3g} away from the "
+                                              f"cached weights{why}")
     return CheckResult(True, f"Correct: the weight stayed bitwise equal to the cache through {steps} steps, and the "
                              f"cache kept its own storage.")
 
 
+@exercise_solution("$idxs = [i - len(list($model.children())) for i, (name, _) in enumerate($model.named_children())\n"
+                   "        if name in set($expected)]  # each child's index counted from the end", answer="idxs")
 def check_freeze_idxs(model: nn.Module, idxs, expected: Iterable[str], *, negative: bool = True) -> CheckResult:
     """Exercise: does ``transferlab.freeze.freeze_by_idxs(model, idxs)`` freeze exactly the children ``expected``?
 
@@ -317,27 +329,33 @@ def check_freeze_idxs(model: nn.Module, idxs, expected: Iterable[str], *, negati
     from .freeze import freeze_by_idxs
 
     if idxs is None:
-        return CheckResult(False, "no answer yet: replace the None with a list of child indices")
+        return CheckResult.general(False, "no answer yet: replace the None with a list of child indices")
     values = [idxs] if isinstance(idxs, int) else idxs
     try:
         values = list(values)
     except TypeError:
-        return CheckResult(False, f"expected a list of integers, got {type(idxs).__name__}")
+        return CheckResult.general(False, f"expected a list of integers, got {type(idxs).__name__}")
     if negative and any(not isinstance(i, int) or i >= 0 for i in values):
-        return CheckResult(False, f"Not yet: {values} has indices that are not negative; count from the end: -1 is "
-                                  f"the last of the {len(child_names(model))} children")
+        return CheckResult.general(False, f"Not yet: {values} has indices that are not negative; count from the end: "
+                                          f"-1 is the last of the {len(child_names(model))} children")
     m = copy.deepcopy(model)
     try:
         freeze_by_idxs(m, values)
     except (IndexError, TypeError) as err:
-        return CheckResult(False, f"Not yet: freeze_by_idxs refused {values}: {err}")
+        return CheckResult.general(False, f"Not yet: freeze_by_idxs refused {values}: {err}")
     result = check_frozen(m, list(expected))
     if result:
         return CheckResult(True, f"Correct: freeze_by_idxs(model, {values}) froze exactly {list(expected)}")
-    return CheckResult(False, f"Not yet: freeze_by_idxs(model, {values}) froze {frozen_children(m)}, expected "
-                              f"{list(expected)} ({result.message})")
+    said = f"Not yet: freeze_by_idxs(model, {values}) froze {frozen_children(m)}"
+    return CheckResult(False, f"{said}, expected {list(expected)} ({result.message})",
+                       graded_message=f"{said}: not exactly the children the exercise names (graded: the expected "
+                                      f"answer is not shown)")
 
 
+@exercise_solution("def $unfreeze(model, optimizer):\n    from transferlab.freeze import unfreeze_by_names\n\n"
+                   "    # its own param group, fresh optimizer state, BatchNorm statistics free again\n"
+                   "    unfreeze_by_names(model, $name, optimizer=optimizer, lr=$lr_ratio * optimizer.defaults['lr'])",
+                   answer="unfreeze")
 def check_unfreeze(unfreeze: Callable[[nn.Module, torch.optim.Optimizer], None] | None, model: nn.Module, *,
                    stages: int, name: str, lr_ratio: float = 0.1) -> CheckResult:
     """Exercise: unfreeze ``name`` after ``freeze_stages(model, stages)``, at ``lr_ratio`` x the head's learning rate.
@@ -363,9 +381,11 @@ def check_unfreeze(unfreeze: Callable[[nn.Module, torch.optim.Optimizer], None] 
     from .models import stage_groups
 
     if unfreeze is None:
-        return CheckResult(False, "no answer yet: replace the None with a function unfreeze(model, optimizer)")
+        return CheckResult.general(False, "no answer yet: replace the None with a function unfreeze(model, "
+                                          "optimizer)")
     if not callable(unfreeze):
-        return CheckResult(False, f"expected a function unfreeze(model, optimizer), got {type(unfreeze).__name__}")
+        return CheckResult.general(False, f"expected a function unfreeze(model, optimizer), got "
+                                          f"{type(unfreeze).__name__}")
     m = copy.deepcopy(model)
     freeze_stages(m, stages)
     target = {id(p) for p in select_modules(m, name).params}
@@ -376,18 +396,19 @@ def check_unfreeze(unfreeze: Callable[[nn.Module, torch.optim.Optimizer], None] 
     try:
         unfreeze(m, optimizer)
     except Exception as err:  # the learner's code: report any error as the answer's problem
-        return CheckResult(False, f"Not yet: your unfreeze raised {type(err).__name__}: {err}")
+        return CheckResult.general(False, f"Not yet: your unfreeze raised {type(err).__name__}: {err}")
     result = check_frozen(m, keep, optimizer=optimizer)
-    if not result:
-        return CheckResult(False, f"Not yet: {result.message}")
+    if not result:  # what the learner's function left wrong, parameter by parameter (the question names the stages)
+        return CheckResult.general(False, f"Not yet: {result.message}")
     base = optimizer.defaults["lr"]
     for group in optimizer.param_groups:
         ids = {id(p) for p in group["params"]}
         if ids & target and not ids <= target:
-            return CheckResult(False, f"Not yet: {name!r} shares a param group with other parameters, so it cannot "
-                                      f"have a learning rate of its own")
+            return CheckResult.general(False, f"Not yet: {name!r} shares a param group with other parameters, so it "
+                                              f"cannot have a learning rate of its own")
         if ids & target and not math.isclose(group["lr"], lr_ratio * base, rel_tol=1e-6):
-            return CheckResult(False, f"Not yet: {name!r} trains at lr {group['lr']:g}; want {lr_ratio:g} x the "
-                                      f"head's {base:g} = {lr_ratio * base:g}")
+            said = f"Not yet: {name!r} trains at lr {group['lr']:g}; want {lr_ratio:g} x the head's"
+            return CheckResult(False, f"{said} {base:g} = {lr_ratio * base:g}",
+                               graded_message=f"{said} learning rate (optimizer.defaults['lr'])")
     return CheckResult(True, f"Correct: {name!r} trains in its own param group at {lr_ratio:g}x the head's learning "
                              f"rate; the rest as it was")

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector
 
 from .._validate import as_choice, as_int, as_seed
-from ..checks import CheckResult
+from ..checks import CheckResult, exercise_solution
 from ..device import model_device, resolve_device, seeded
 
 __all__ = ["flat_weights", "random_directions", "check_sphere_direction"]
@@ -70,6 +70,9 @@ def random_directions(model: nn.Module, n: int, *, seed: int, normalization: str
     return d.float().to(model_device(model) if device is None else resolve_device(device))  # the model stays put
 
 
+@exercise_solution("def $fn(n_params, seed):\n    import torch\n\n"
+                   "    g = torch.randn(n_params, generator=torch.Generator().manual_seed(seed))\n"
+                   "    return g / g.norm()  # a normalised Gaussian is uniform on the sphere", answer="fn")
 def check_sphere_direction(fn) -> CheckResult:
     """Exercise check: does ``fn(n_params, seed)`` draw a direction uniformly on the unit sphere?
 
@@ -94,21 +97,22 @@ def check_sphere_direction(fn) -> CheckResult:
             other = torch.as_tensor(fn(100, 1)).double()
             many = torch.stack([torch.as_tensor(fn(2, s)).double() for s in range(4000)]) if d.shape == (100,) else None
     except Exception as err:  # noqa: BLE001 - the learner's code: report it, do not crash the check
-        return CheckResult(False, f"{q}: your function raised {type(err).__name__}: {err}")
+        return CheckResult.general(False, f"{q}: your function raised {type(err).__name__}: {err}")
     if d.shape != (100,):
-        return CheckResult(False, f"{q}: expected a vector of 100 entries, got shape {tuple(d.shape)}")
+        return CheckResult.general(False, f"{q}: expected a vector of 100 entries, got shape {tuple(d.shape)}")
     if abs(float(d.norm()) - 1) > 1e-4:
-        return CheckResult(False, f"{q}: the direction has norm {float(d.norm()):.4f}; it must lie on the unit sphere")
+        return CheckResult.general(False, f"{q}: the direction has norm {float(d.norm()):.4f}; it must lie on the "
+                                          f"unit sphere")
     if not torch.allclose(d, same):
-        return CheckResult(False, f"{q}: the same seed gave two different directions: draw from a seeded "
-                                  f"torch.Generator")
+        return CheckResult.general(False, f"{q}: the same seed gave two different directions: draw from a seeded "
+                                          f"torch.Generator")
     if torch.allclose(d, other):
-        return CheckResult(False, f"{q}: seeds 0 and 1 gave the same direction")
+        return CheckResult.general(False, f"{q}: seeds 0 and 1 gave the same direction")
     angle = torch.atan2(many[:, 1], many[:, 0]) % (math.pi / 2)  # fold the circle onto one quadrant
     near_axis = float(((angle < math.pi / 8) | (angle > 3 * math.pi / 8)).double().mean())
     if many.mean(0).abs().max() > 0.05 or abs(near_axis - 0.5) > 0.04:
-        return CheckResult(False, f"{q}: not uniform on the circle (n=2, 4000 seeds): {near_axis:.3f} of the "
-                                  f"directions lie within 22.5 degrees of an axis, expected 0.5; coordinate means "
-                                  f"{many.mean(0).numpy().round(3)}. A normalised Gaussian is uniform on the "
-                                  f"sphere; a normalised uniform-in-the-cube draw crowds the diagonals")
+        return CheckResult.general(False, f"{q}: not uniform on the circle (n=2, 4000 seeds): {near_axis:.3f} of the "
+                                          f"directions lie within 22.5 degrees of an axis, expected 0.5; coordinate "
+                                          f"means {many.mean(0).numpy().round(3)}. A normalised Gaussian is uniform on "
+                                          f"the sphere; a normalised uniform-in-the-cube draw crowds the diagonals")
     return CheckResult(True, f"{q}: right: unit norm, seeded, and uniform on the circle")

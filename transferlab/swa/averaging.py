@@ -12,7 +12,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from .._validate import as_int, as_list
 from ..bn_pin import is_batchnorm
-from ..checks import CheckResult
+from ..checks import CheckResult, exercise_solution
 from ..device import model_device, seeded
 from ..train import Callback
 
@@ -136,6 +136,7 @@ def averaged_module(swa_model: AveragedModel) -> nn.Module:
     return swa_model.module
 
 
+@exercise_solution("def $fn(w_swa, w, n_models):\n    return (w_swa * n_models + w) / (n_models + 1)", answer="fn")
 def check_running_average(fn) -> CheckResult:
     """Exercise check: does ``fn(w_swa, w, n_models)`` compute the SWA running average?
 
@@ -150,8 +151,8 @@ def check_running_average(fn) -> CheckResult:
     """
     question = "SWA running average"
     if fn is None:
-        return CheckResult(False, f"{question}: no answer yet — replace None with a function (w_swa, w, n_models) "
-                                  f"returning the new average")
+        return CheckResult.general(False, f"{question}: no answer yet — replace None with a function (w_swa, w, "
+                                          f"n_models) returning the new average")
     gen = torch.Generator().manual_seed(0)
     with seeded(0):  # nn.Linear's init and the learner's fn draw from a private stream
         net = nn.Linear(4, 3)
@@ -166,16 +167,17 @@ def check_running_average(fn) -> CheckResult:
             try:
                 out = w.clone() if avg is None else fn(avg, w, n)
                 if out is None:
-                    return CheckResult(False, f"{question}: your function returned None; return the new average")
+                    return CheckResult.general(False, f"{question}: your function returned None; return the new "
+                                                      f"average")
                 avg = torch.as_tensor(out).float()
             except Exception as err:  # noqa: BLE001 - the learner's code: report, do not crash the check
-                return CheckResult(False, f"{question}: your function raised {type(err).__name__}: {err}")
+                return CheckResult.general(False, f"{question}: your function raised {type(err).__name__}: {err}")
             expect = torch.nn.utils.parameters_to_vector(ref.module.parameters()).detach()
             if avg.shape != expect.shape:
-                return CheckResult(False, f"{question}: after {n + 1} snapshots your average has shape "
-                                          f"{tuple(avg.shape)}, expected {tuple(expect.shape)}")
+                return CheckResult.general(False, f"{question}: after {n + 1} snapshots your average has shape "
+                                                  f"{tuple(avg.shape)}, expected {tuple(expect.shape)}")
             if not torch.allclose(avg, expect, atol=1e-5):
-                return CheckResult(False, f"{question}: after {n + 1} snapshots your average differs from "
-                                          f"AveragedModel's by {(avg - expect).abs().max().item():.3g}; remember that "
-                                          f"n_models counts the models already in the average")
+                return CheckResult.general(False, f"{question}: after {n + 1} snapshots your average differs from "
+                                                  f"AveragedModel's by {(avg - expect).abs().max().item():.3g}; "
+                                                  f"remember that n_models counts the models already in the average")
     return CheckResult(True, f"{question}: right, it matches AveragedModel over 5 snapshots")
