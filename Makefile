@@ -25,7 +25,7 @@ $(VENV)/.lab-stamp: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "transferlab needs Python >= 3.10")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade --quiet pip
-	$(PIP) install --quiet -e ".[keras,nlp]"
+	$(PIP) install --quiet -e ".[keras,nlp,backends]"
 	touch $@
 
 $(VENV)/.dev-stamp: pyproject.toml $(VENV)/.lab-stamp
