@@ -4,10 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 LAB_ARGS ?=
+# make assignments: MODE=smoke (default) or default; ASSIGNMENTS_ARGS e.g. "00 02 --out /srv/course --force"
+MODE ?= smoke
+ASSIGNMENTS_ARGS ?=
 # pytest workers: notebooks run in parallel, two at a time on a 2-core machine
 PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=25
 
-.PHONY: lab test unit notebooks-test zoo docs docs-smoke bench strip lint browser-deps clean-venv help
+.PHONY: lab test unit notebooks-test zoo docs docs-smoke bench strip lint browser-deps clean-venv help assignments
 
 help:
 	@echo "make lab     set up .venv, build the model zoo if missing, open JupyterLab in notebooks/"
@@ -15,18 +18,26 @@ help:
 	@echo "make zoo     build the kit's pretrained models into \$$TRANSFERLAB_HOME (default ~/.cache/transferlab)"
 	@echo "make docs    build the static site (notebooks executed in lesson mode) into docs/_build/html"
 	@echo "make bench   run the benchmark scripts (JSON figures in benchmarks/results/)"
+	@echo "make assignments  an nbgrader course from the lessons into assignments/ (MODE=default: full budgets)"
 	@echo "make strip   remove outputs from the notebooks before committing"
 
 $(VENV)/.lab-stamp: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "transferlab needs Python >= 3.10")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade --quiet pip
-	$(PIP) install --quiet -e ".[keras,nlp]"
+	$(PIP) install --quiet -e ".[keras,nlp,backends]"
 	touch $@
 
 $(VENV)/.dev-stamp: pyproject.toml $(VENV)/.lab-stamp
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@
+
+$(VENV)/.course-stamp: pyproject.toml $(VENV)/.lab-stamp
+	$(PIP) install --quiet -e ".[course]"
+	touch $@
+
+assignments: $(VENV)/.course-stamp
+	$(PY) data_scripts/make_assignments.py --mode $(MODE) $(ASSIGNMENTS_ARGS)
 
 zoo: $(VENV)/.lab-stamp
 	$(PY) data_scripts/build_zoo.py

@@ -3,7 +3,8 @@
 Two sites are built with ``docs/build.py --smoke``:
 
 - ``fixture_site()``: a throwaway lesson written here (a plotly figure, a widget, maths, a matplotlib figure and a
-  ledger record), so that every renderer is checked even while the real lessons lack one of them;
+  ledger record of a manifest claim judged by a rule), so that every renderer is checked even while the real
+  lessons lack one of them;
 - ``smoke_site()``: the real ``notebooks/NN_*.ipynb`` in smoke mode, into ``docs/_build/smoke`` (what
   ``make docs-smoke`` builds; myst-nb's cache makes a repeated run cheap, and build.py drops the cache when the
   package or the zoo changes).
@@ -109,10 +110,11 @@ def fixture_notebook(directory: Path) -> Path:
         nbformat.v4.new_code_cell("import ipywidgets as widgets\n"
                                   "widgets.IntSlider(value=7, min=0, max=10, description='n')"),
         nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"),
-        nbformat.v4.new_code_cell(
-            "from transferlab.claims import Ledger\n"
-            "Ledger('98_fixture', smoke=SMOKE).record('fixture-claim', claim='A fixture claim',\n"
-            "    measured=f'SMOKE was {SMOKE}', verdict='partly', value=0.5)\n"
+        nbformat.v4.new_code_cell(  # a manifest claim, judged by a declared rule (epochs to a goal: lower wins)
+            "from transferlab.claims import Compare, Ledger\n"
+            "Ledger('98_fixture', smoke=SMOKE).judge('pretrained-converges-faster',\n"
+            "    Compare('pretrained', 'random', min_effect=2, higher_is_better=False),\n"
+            "    {'pretrained': [2, 3, 2], 'random': [6, 8, 7]}, measured=f'SMOKE was {SMOKE}')\n"
             "print('recorded')"),
     ]
     path = Path(directory) / f"{FIXTURE_STEM}.ipynb"

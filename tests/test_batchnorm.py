@@ -465,3 +465,63 @@ def test_keras_home_comes_from_the_kit_paths_and_old_names_still_import():
         assert getattr(bnm, name) is getattr(keras_bridge, name)
     assert bnm.preprocess is preprocessing.preprocess and bnm.bn_state is bn_state
     assert bnm.IMAGENET_MEAN == preprocessing.IMAGENET_MEAN
+
+
+# ---------------------------------------------------------------------------------------------- lesson 05's helpers
+def test_map_images_applies_to_every_split_and_keeps_labels_stats_and_seal():
+    from transferlab.tasks import SealedSplitError
+    from transferlab.world import target_task
+
+    t = target_task(2, n_test_per_class=1, n_val_per_class=1, size=16)
+    shot = bnm.map_images(t, lambda x: (x.float() * 0.5 + 100).round().clamp(0, 255).to(torch.uint8), "new camera")
+    for split in ("train", "val"):
+        x0, y0 = bnm.split_images(t, split)
+        x1, y1 = bnm.split_images(shot, split)
+        assert torch.equal(y0, y1) and torch.equal(x1, (x0.float() * 0.5 + 100).round().clamp(0, 255).to(torch.uint8))
+    assert shot.sealed and (shot.mean, shot.std, shot.classes) == (t.mean, t.std, t.classes)
+    assert shot.name.endswith("[new camera]") and shot.info["shift"] == "new camera"
+    with pytest.raises(SealedSplitError):
+        bnm.split_images(shot, "test")
+    x_te, y_te = bnm.split_images(shot, "test", final=True)
+    assert len(x_te) == len(y_te) == 10 and torch.equal(y_te, t.labels("test", final=True))
+    with pytest.raises(ValueError, match="uint8"):
+        bnm.map_images(t, lambda x: x.float(), "float")
+    unsealed = target_task(2, n_test_per_class=1, size=16)   # no validation split: the test split is open
+    assert bnm.map_images(unsealed, lambda x: x, "same").splits == ("train", "test")
+
+
+def test_check_bn_freezer_judges_the_learners_function_on_a_copy():
+    m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    x = torch.randn(8, 4)
+
+    def pin(mod, args):
+        mod.eval()
+
+    def pre_hook(model):
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm1d):
+                mod.register_forward_pre_hook(pin)
+
+    def hook_returning_the_module(model):   # a pre-hook's return value replaces the inputs
+        model[1].register_forward_pre_hook(lambda mod, args: mod.eval())
+
+    assert bnm.check_bn_freezer(pre_hook, m, x)
+    wrong = bnm.check_bn_freezer(hook_returning_the_module, m, x)
+    assert not wrong and "must return None" in wrong.message
+    assert not bnm.check_bn_freezer(lambda model: model.eval(), m, x)   # model.train() undoes it
+    assert not bnm.check_bn_freezer(lambda model: model.requires_grad_(False), m, x)
+    assert "raised ZeroDivisionError" in bnm.check_bn_freezer(lambda model: 1 / 0, m, x).message
+    assert "no answer yet" in bnm.check_bn_freezer(None, m, x).message
+    assert not m[1]._forward_pre_hooks  # the model itself was not touched
+
+
+@pytest.mark.parametrize("name, expected", [("inception_v3.tf_in1k", "tf"), ("resnet50.a1_in1k", "torch"),
+                                            ("vit_base_patch16_clip_224.openai", "none")])
+def test_check_preprocess_mode_reads_the_checkpoint_config(name, expected):
+    assert bnm.check_preprocess_mode(expected, name)
+    for other in {"caffe", "tf", "torch", "none"} - {expected}:
+        wrong = bnm.check_preprocess_mode(other, name)
+        assert not wrong and "pretrained_cfg" in wrong.message
+    assert bnm.check_preprocess_mode(f" {expected.upper()} ", name)
+    assert "no answer yet" in bnm.check_preprocess_mode(None, name).message
+    assert "is not one of" in bnm.check_preprocess_mode("imagenet", name).message

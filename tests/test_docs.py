@@ -179,6 +179,191 @@ def test_conf_loads_nothing_from_the_network(monkeypatch):
         assert not external_references(f'<script src="{url}"></script>'), url
 
 
+# ------------------------------------------------------------------------------------------ ledger and coverage (fast)
+def _ledger_records(tmp_path, monkeypatch, unlisted: bool = True) -> list[dict]:
+    """A run's records: plain ones, a rule-judged one, one claim recorded by two lessons, and (optionally) an id
+    that is not in the manifest."""
+    from transferlab.claims import Compare, Ledger, load_records
+
+    monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path / "results"))
+    a = Ledger("00_a", smoke=True)
+    a.record("few-epochs", claim="x", measured="3 epochs were enough", verdict="partly", value=0.5, display=False)
+    a.record("lr-10x-smaller", claim="x", measured="ratio 10 (lesson 00)", verdict="reproduced", value=10.0,
+             display=False)
+    Ledger("01_b", smoke=True).record("lr-10x-smaller", claim="x", measured="better in 3 of 4 cells",
+                                      verdict="partly", value=[1.5, 2.0], display=False)
+    Ledger("03_c", smoke=True).judge("swa-beats-sgd", Compare("swa", "sgd", 0.01, higher_is_better=False),
+                                     {"swa": [0.10, 0.11, 0.12], "sgd": [0.20, 0.22, 0.21]}, display=False)
+    if unlisted:
+        Ledger("03_c", smoke=True).record("not-in-the-manifest", claim="An odd claim", measured="m",
+                                          verdict="contradicted", display=False)
+    return load_records(tmp_path / "results")
+
+
+def _rows(section) -> dict[str, object]:
+    """A ledger section's body rows by claim id (the literal in the first cell)."""
+    from docutils import nodes
+
+    body = next(section.findall(nodes.tbody))
+    return {next(row[0].findall(nodes.literal)).astext(): row for row in body.findall(nodes.row)}
+
+
+def _plain_ref(stem):
+    from docutils import nodes
+
+    return nodes.Text(f"<{stem}>")
+
+
+def test_ledger_lists_every_manifest_claim_grouped_by_source(tmp_path, monkeypatch):
+    from docutils import nodes
+
+    from transferlab.claims import MANIFEST, SOURCES
+    from transferlab.claims.manifest import by_source
+
+    out = ext.build_ledger(_ledger_records(tmp_path, monkeypatch), _plain_ref)
+    sections = [n for n in out if isinstance(n, nodes.section)]
+    assert [s["ids"][0] for s in sections] == [f"ledger-{k}" for k in SOURCES] + ["ledger-unlisted"]
+    for section, (key, entries) in zip(sections, by_source().items(), strict=False):
+        assert section[0].astext() == SOURCES[key].title
+        assert list(_rows(section)) == [e.id for e in entries], key  # every entry, in the source's order
+        assert SOURCES[key].author in section[1].astext()
+    summary = out[0].astext()
+    assert f"{len(MANIFEST)} claims of the source material, from {len(SOURCES)} sources" in summary
+    assert "3 claims measured by 3 lessons in this build (3%): 2 reproduced, 2 partly." in summary
+    assert f"{len(MANIFEST) - 3} not measured in this build" in summary
+    assert isinstance(out[1], nodes.warning) and "smoke build" in out[1].astext()
+    for table in (t for s in sections for t in s.findall(nodes.table)):  # the page-width guarantee
+        assert "colwidths-given" in table["classes"] and "transferlab-ledger" in table["classes"]
+        assert [c["colwidth"] for c in table.findall(nodes.colspec)] == ext.LEDGER_WIDTHS
+
+
+def test_ledger_row_of_a_judged_claim_shows_its_rule_and_evidence(tmp_path, monkeypatch):
+    from docutils import nodes
+
+    recs = _ledger_records(tmp_path, monkeypatch)
+    judged = next(r for r in recs if r["id"] == "swa-beats-sgd")
+    out = ext.build_ledger(recs, _plain_ref)
+    row = _rows(next(s for s in out if isinstance(s, nodes.section) and s["ids"] == ["ledger-swa-paper"]))[
+        "swa-beats-sgd"]
+    claim, lesson, measured, verdict, value = (cell.astext() for cell in row)
+    assert claim.startswith("SWA gives lower test error than SGD") and lesson == "<03_c>"
+    assert judged["measured"] in measured and f"Rule: {judged['rule_text']}" in measured
+    assert value == ext.evidence_text(judged) and "95% interval" in value and value.endswith("n=3")
+    assert verdict == "reproduced" and "verdict-reproduced" in next(row[3].findall(nodes.inline))["classes"]
+
+
+def test_ledger_rows_of_unmeasured_and_of_twice_measured_claims(tmp_path, monkeypatch):
+    from docutils import nodes
+
+    from transferlab.claims import MANIFEST
+
+    out = ext.build_ledger(_ledger_records(tmp_path, monkeypatch), _plain_ref)
+    rows = {}
+    for section in (s for s in out if isinstance(s, nodes.section)):
+        rows.update(_rows(section))
+    cells = {cid: [c.astext() for c in row] for cid, row in rows.items()}
+    why = MANIFEST["logme-regression"].why
+    assert cells["logme-regression"][1:4] == ["—", why[0].upper() + why[1:] + ".", "not measured yet"]
+    assert cells["nlp-bertadam-unstable"][2] == "Lesson 06 is being written."
+    # a lesson is written to record it, but this run did not: said so, not hidden
+    assert cells["toy-monotone"][1] == "<04_logme>" and cells["toy-monotone"][3] == "no record"
+    # recorded by two lessons: both shown, each measurement named by its lesson
+    lr = cells["lr-10x-smaller"]
+    assert lr[1] == "<00_a>, <01_b>" and lr[3].split() == ["reproduced", "partly"]
+    assert "<00_a>: ratio 10 (lesson 00)" in lr[2] and "<01_b>: better in 3 of 4 cells" in lr[2]
+    assert lr[4].split("\n\n") == ["10", "[1.5, 2.0]"]
+    # an id missing from the manifest is shown in its own section, with the record's own claim text
+    assert cells["not-in-the-manifest"][0] == "An odd claim not-in-the-manifest"
+    assert set(cells) == set(MANIFEST) | {"not-in-the-manifest"}
+
+
+def test_ledger_with_no_records_says_nothing_is_measured():
+    from transferlab.claims import MANIFEST
+
+    out = ext.build_ledger([], _plain_ref)
+    assert "0 claims measured by 0 lessons in this build (0%)." in out[0].astext()
+    assert f"{len(MANIFEST)} not measured in this build (" in out[0].astext()  # the lessons' plan, unrecorded
+    assert not any("smoke build" in n.astext() for n in out)
+
+
+def test_evidence_text_reads_the_judged_records_and_nothing_else():
+    assert ext.evidence_text({"value": 0.5}) == ""
+    assert ext.evidence_text({"rule": {"kind": "band", "confidence": 0.9},
+                              "value": {"estimate": 9.87654, "interval": [8, "Infinity"], "n": 2}}) == \
+        "estimate 9.88, 90% interval 8 to Infinity, n=2"
+
+
+def test_coverage_counts_what_the_build_recorded(tmp_path, monkeypatch):
+    from docutils import nodes
+
+    from transferlab.claims import MANIFEST, SOURCES, coverage
+
+    head, table = ext.build_coverage(_ledger_records(tmp_path, monkeypatch))
+    assert head.astext().startswith(f"3 of {len(MANIFEST)} claims of the source material measured (3%) in this "
+                                    f"build; the lessons are written to measure {coverage()['measured']}.")
+    rows = [[c.astext() for c in row] for row in next(table.findall(nodes.tbody)).findall(nodes.row)]
+    assert [r[0] for r in rows] == [s.title for s in SOURCES.values()]
+    by_title = {r[0]: r[1:] for r in rows}
+    assert by_title[SOURCES["stanford-finetuning"].title] == ["7", "2", "29%"]  # few-epochs, lr-10x-smaller
+    assert by_title[SOURCES["swa-paper"].title][1] == "1"
+    assert sum(int(r[1]) for r in rows) == len(MANIFEST) and sum(int(r[2]) for r in rows) == 3
+    assert {"transferlab-ledger", "transferlab-coverage", "colwidths-given"} <= set(table["classes"])
+
+
+def _tiny_project(tmp_path: Path, results: Path) -> Path:
+    """A Sphinx project with the extension, one (unexecuted) lesson, the coverage on its index and the ledger."""
+    src = tmp_path / "src"
+    (src / "lessons").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 00 Demo lesson\n\nText.")]),
+                   src / "lessons" / "00_a.ipynb")
+    (src / "conf.py").write_text(f"extensions = ['myst_nb', 'transferlab_docs']\nnb_execution_mode = 'off'\n"
+                                 f"transferlab_results_dir = {str(results)!r}\n")
+    (src / "index.md").write_text("# Home\n\n```{transferlab-coverage}\n```\n\n```{toctree}\nclaims\n"
+                                  "lessons/00_a\n```\n")
+    (src / "claims.md").write_text("# Claims ledger\n\n```{transferlab-claims}\n```\n")
+    return src
+
+
+def _sphinx(src: Path, out: Path, strict: bool) -> tuple[int, str]:
+    import io
+
+    from sphinx.application import Sphinx
+
+    warnings = io.StringIO()
+    app = Sphinx(str(src), str(src), str(out / "html"), str(out / "doctrees"), "html", status=io.StringIO(),
+                 warning=warnings, freshenv=True, warningiserror=strict)
+    app.build()
+    return app.statuscode, warnings.getvalue()
+
+
+def test_tiny_sphinx_project_shows_coverage_and_ledger_and_refuses_unlisted_ids(tmp_path, monkeypatch):
+    from transferlab.claims import MANIFEST
+
+    _ledger_records(tmp_path, monkeypatch, unlisted=False)
+    for stem in ("01_b", "03_c"):  # one lesson in this project: keep its records only
+        (tmp_path / "results" / f"{stem}.json").unlink()
+    src = _tiny_project(tmp_path, tmp_path / "results")
+    status, warnings = _sphinx(src, tmp_path / "ok", strict=True)
+    assert status == 0 and not warnings, warnings
+    index = re.sub(r"\s+", " ", (tmp_path / "ok" / "html" / "index.html").read_text())
+    assert f"2 of {len(MANIFEST)} claims of the source material measured (2%)" in re.sub(r"<[^>]+>", "", index)
+    assert 'href="claims.html#ledger-stanford-finetuning"' in index
+    claims = (tmp_path / "ok" / "html" / "claims.html").read_text()
+    assert 'id="ledger-stanford-finetuning"' in claims and 'id="ledger-lora-paper"' in claims
+    assert 'href="lessons/00_a.html"' in claims and 'title="00 Demo lesson"' in claims
+    assert claims.count('class="transferlab-verdict verdict-not-measured-yet"') == \
+        sum(not e.measured for e in MANIFEST.values())
+    assert '<col style="width: 26.7%" />' in claims  # the set column widths reach the HTML (8 of 30)
+    # a record whose id is not in the manifest: a warning, an error under -W
+    from transferlab.claims import Ledger
+
+    Ledger("00_a", smoke=True).record("not-in-the-manifest", claim="An odd claim", measured="m",
+                                      verdict="partly", display=False)
+    status, warnings = _sphinx(src, tmp_path / "strict", strict=True)
+    assert status == 1 and "'not-in-the-manifest', which is not in the manifest" in warnings
+    assert "Recorded, but not in the manifest" in (tmp_path / "strict" / "html" / "claims.html").read_text()
+
+
 # ------------------------------------------------------------------------------------------ fixture site (slow)
 
 
@@ -209,12 +394,16 @@ def test_fixture_lesson_renders_every_output_type(fixture):
 @pytest.mark.slow
 @pytest.mark.xdist_group("docs-site")
 def test_fixture_claims_ledger_is_generated_from_the_run(fixture):
+    from transferlab.claims import MANIFEST, SOURCES
+
     records = json.loads((fixture.out / "results" / f"{FIXTURE_STEM}.json").read_text())["claims"]
     assert [r["measured"] for r in records] == ["SMOKE was True"]  # the smoke cell was injected and ran
     page = fixture.page("claims.html")
     for rec in records:
         assert rec["claim"] in page and rec["measured"] in page and f"verdict-{rec['verdict']}" in page
-    assert f'id="ledger-{FIXTURE_STEM}"' in page
+        assert rec["rule_text"] in page and ext.evidence_text(rec) in page  # a judged claim shows rule and evidence
+    assert all(f'id="ledger-{key}"' in page for key in SOURCES)  # every source, every claim
+    assert all(f">{claim_id}<" in page for claim_id in MANIFEST)
     assert f'href="lessons/{FIXTURE_STEM}.html"' in page
     assert "smoke build" in page and "1 claim measured by 1 lesson" in page
 
@@ -229,6 +418,9 @@ def test_fixture_landing_page(fixture):
     assert "$ make lab" in text and "$ make test" in text
     assert f"torch {torch.__version__}" in text  # env_report() of the machine that built the site
     assert "build mode smoke (tiny budgets" in text
+    from transferlab.claims import MANIFEST
+
+    assert f"1 of {len(MANIFEST)} claims of the source material measured (1%)" in text  # the coverage
 
 
 @pytest.mark.slow

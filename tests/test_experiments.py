@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -14,7 +15,8 @@ from torch import nn
 from transferlab import experiments as X
 from transferlab.freeze import freeze_stages, is_frozen_bn
 from transferlab.models import KitNet, create_model
-from transferlab.train import Callback, evaluate
+from transferlab.tasks import SealedSplitError
+from transferlab.train import Callback, evaluate, extract_features
 
 # A tiny budget on the smallest zoo model at 16 px: every run takes well under a second.
 TINY = X.RunConfig(model="kitnet_s-src", train_images=60, min_epochs=2, max_epochs=2, n_test_per_class=4,
@@ -144,13 +146,16 @@ def test_head_first_starts_the_joint_phase_from_the_probe():
     class EvalAtStart(Callback):
         def on_fit_start(self, state):
             task = X.target_task(3, 1.0, 0, config=TINY)
-            self.acc = evaluate(state.model, task.loader("test", 100))["acc"]
+            self.acc = evaluate(state.model, task.loader("val", 100))["acc"]
 
     at_start = EvalAtStart()
     row = X.run_one(3, 1.0, "head-first", 0, seed=0, config=TINY, callbacks=[grab, at_start])
-    assert at_start.acc == pytest.approx(probe["acc"])  # the folded head is the probe
+    assert at_start.acc == pytest.approx(probe["acc"]) == probe["val_acc"]  # the folded head is the probe
     assert row["lr_head"] == row["lr_base"] == TINY.lr_finetune
-    assert not any(is_frozen_bn(m) for m in grab.model.modules())  # k=0: nothing stays frozen
+    assert all(p.requires_grad for p in grab.model.parameters())  # k=0: every weight trains ...
+    bns = [m for m in grab.model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(is_frozen_bn(m) for m in bns)  # ... and BatchNorm keeps the statistics the probe saw
+    assert all(torch.equal(v, grab.start[k]) for k, v in grab.model.state_dict().items() if "running" in k)
 
 
 def test_scratch_starts_from_random_weights_and_probe_trains_no_base():
@@ -178,7 +183,7 @@ def test_run_one_rejects_bad_input():
 
 # ----------------------------------------------------------------------------------------------- grids and cache
 def test_grid_is_tidy_and_cache_is_reused(tmp_path):
-    path = tmp_path / "cache.json"
+    path = tmp_path / "cache"
     cache = X.ResultCache(path)
     plan = [("probe", 4), ("freeze", 3)]
     df = X.run_grid([2], [1.0, 0.0], plan, seeds=[0, 1], config=TINY, cache=cache, progress=False)
@@ -190,9 +195,10 @@ def test_grid_is_tidy_and_cache_is_reused(tmp_path):
     again = X.run_grid([2], [1.0, 0.0], plan, seeds=[0, 1], config=TINY, cache=reread, progress=False)
     assert again["cached"].all()
     pd.testing.assert_series_equal(again["acc"], df["acc"])
-    assert json.loads(path.read_text())["format"] == X.ResultCache.FORMAT
-    # no temporary files left behind: the cache and its lock file (which stays: removing it would race)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.json.lock", "cache.json"]
+    files = sorted(path.iterdir())  # one file per row, each tagged with the format; no temporary files, no lock
+    assert len(files) == 8 and all(f.suffix == ".json" and not f.name.startswith(".") for f in files)
+    assert {json.loads(f.read_text())["format"] for f in files} == {X.ResultCache.FORMAT}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
     other = X.run_grid([2], [1.0], [("probe", 4)], seeds=[0], config=X.RunConfig(**{**TINY.__dict__,
                                                                                        "probe_epochs": 5}),
                        cache=reread, progress=False)
@@ -268,7 +274,7 @@ def test_real_targets_run_on_an_image_folder_at_the_models_config(tmp_path, monk
     install_timm_weights(tmp_path)
     target = f"folder:{make_image_folder(tmp_path / 'images', classes=3, per_class=10)}"
     cfg = X.RunConfig(model=TIMM_NAME, train_images=16, min_epochs=1, max_epochs=1, n_test_per_class=2,
-                      probe_epochs=2, batch_size=8)
+                      n_val_per_class=2, probe_epochs=2, batch_size=8)
     cache = X.ResultCache(tmp_path / "cache.json")
     df = X.run_grid([4], [target], ["probe", ("freeze", 0)], seeds=[0], config=cfg, cache=cache, progress=False)
     assert df["similarity"].tolist() == [target, target] and not df["cached"].any()
@@ -286,13 +292,15 @@ def test_real_targets_run_on_an_image_folder_at_the_models_config(tmp_path, monk
 
 
 # ----------------------------------------------------------------------------------------------- random state
-# (strategy, k, seed) -> (acc, train_acc) of run_one(3, 0.5, ...) with TINY on the CPU, recorded with the code as it
-# was before runs drew their numbers inside device.seeded (when fit reseeded the global torch generator).
+# (strategy, k, seed) -> (test accuracy, train_acc) of run_one(3, 0.5, ...) with TINY on the CPU, recorded with the
+# code as it was before runs drew their numbers inside device.seeded (when fit reseeded the global torch generator).
+# head-first was re-recorded when its joint phase began to keep the pretrained BatchNorm statistics (protocol v2):
+# before, its probe's head met batch statistics it was not fit on, and its training accuracy was 0.07.
 RECORDED = {
     ("probe", None, 0): (0.5249999761581421, 0.8666666746139526),
     ("freeze", 1, 0): (0.125, 0.3333333333333333),
     ("scratch", 0, 1): (0.1, 0.7666666666666667),
-    ("head-first", 1, 1): (0.425, 0.06666666666666667),
+    ("head-first", 1, 1): (0.45, 0.7),
     ("discriminative-lr", 0, 0): (0.25, 0.3333333333333333),
 }
 
@@ -301,7 +309,7 @@ def test_seeds_give_the_numbers_they_gave_before():
     torch.manual_seed(123)  # the caller's state plays no part
     for (strategy, k, seed), (acc, train_acc) in RECORDED.items():
         row = X.run_one(3, 0.5, strategy, k, seed=seed, config=TINY, device="cpu")
-        assert (row["acc"], row["train_acc"]) == (acc, train_acc), (strategy, k, seed)
+        assert (row["test_acc"], row["train_acc"]) == (acc, train_acc), (strategy, k, seed)
 
 
 def _random_states():
@@ -349,7 +357,7 @@ def test_single_values_and_numpy_integers_are_accepted():
     df = X.run_grid(np.int64(2), 0.5, "scratch", seeds=np.int64(0), config=TINY, progress=False)
     assert df[["n_per_class", "similarity", "strategy", "k", "seed"]].values.tolist() == [[2, 0.5, "scratch", 0, 0]]
     row = X.run_one(np.int64(3), np.float32(0.5), "freeze", np.int64(1), np.int64(0), config=TINY)
-    assert (row["acc"], row["train_acc"]) == RECORDED[("freeze", 1, 0)]
+    assert (row["test_acc"], row["train_acc"]) == RECORDED[("freeze", 1, 0)]
     assert type(row["n_per_class"]) is int and type(row["k"]) is int and type(row["seed"]) is int
     # a dataset's name is one point of the axis (not four letters); the cached row spares the download
     cache = X.ResultCache(None)
@@ -408,7 +416,8 @@ def test_processes_writing_at_once_lose_no_row(tmp_path):
     cache = X.ResultCache(path)
     assert len(cache) == 3 * n_rows
     assert all(cache.get("c", 1 + i, 0.5, "probe", 4, w) is not None for w in range(3) for i in range(n_rows))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".shared.json.lock", "shared.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json"]  # the folder only: no lock file
+    assert len(list(path.iterdir())) == 3 * n_rows  # one whole file per row, no temporary file left
 
 
 @pytest.mark.parametrize("content", [b"\x00\xffnot json", b"[1, 2]", b'{"format": "transferlab-results/9", "rows": []}',
@@ -434,3 +443,121 @@ def test_a_foreign_file_written_after_opening_is_kept_aside_too(tmp_path):
         cache.put(dict(config="c", n_per_class=1, similarity=0.5, strategy="probe", k=4, seed=0, acc=0.5))
     (aside,) = tmp_path.glob("results.json.not-a-cache-*")
     assert aside.read_text() == "my notes" and len(X.ResultCache(path)) == 1
+
+
+# ----------------------------------------------------------------------------------------------- protocol v2
+def test_rows_report_validation_for_choices_and_test_for_the_final_model():
+    row = X.run_one(3, 0.5, "freeze", 2, seed=0, config=TINY)
+    assert row["acc"] == row["val_acc"] and 0 <= row["test_acc"] <= 1
+    task = X.target_task(3, 0.5, 0, config=TINY)
+    assert task.splits == ("train", "val", "test") and len(task.labels("val")) == 10 * TINY.n_val_per_class
+    with pytest.raises(SealedSplitError):  # nothing in a run opened the test split for anyone else
+        task.loader("test")
+    grab = Grab()
+    again = X.run_one(3, 0.5, "freeze", 2, seed=0, config=TINY, callbacks=[grab])
+    assert evaluate(grab.model, task.loader("val", 1000))["acc"] == again["acc"]
+    assert evaluate(grab.model, task.loader("test", 1000, final=True))["acc"] == again["test_acc"]
+    probe = X.run_one(3, 0.5, "probe", seed=0, config=TINY)
+    assert probe["acc"] == probe["val_acc"] and 0 <= probe["test_acc"] <= 1
+    with pytest.raises(ValueError, match="n_val_per_class must be an integer >= 1, got 0"):
+        X.RunConfig(n_val_per_class=0)
+
+
+def test_rows_of_the_old_protocol_are_never_reused():
+    import hashlib
+    from dataclasses import asdict
+
+    from transferlab import zoo
+    from transferlab.experiments import config as C
+
+    cfg = X.RunConfig(model="kitnet_s-src")
+    old_fields = {k: v for k, v in asdict(cfg).items() if k not in ("n_val_per_class", "ood", "channels_last")}
+    v1 = hashlib.sha256((json.dumps(old_fields, sort_keys=True) + f"|{zoo.ZOO[cfg.model].fingerprint()}|v1")
+                        .encode()).hexdigest()[:12]
+    assert cfg.fingerprint() != v1 and C._PROTOCOL != "v1"
+    cache = X.ResultCache(None)  # a v1 row under the same key is not served
+    cache.put(dict(config=v1, n_per_class=2, similarity=0.5, strategy="probe", k=4, seed=0, acc=0.99))
+    df = X.run_grid(2, 0.5, "probe", seeds=0, config=dataclasses.replace(TINY, model="kitnet_s-src"), cache=cache,
+                    progress=False)
+    assert not df["cached"].any()
+
+
+def test_ood_measures_in_a_row():
+    cfg = dataclasses.replace(TINY, ood=dict(noise=1.0, pose=0.5))
+    assert cfg.ood == (("pose", 0.5), ("noise", 1.0)) and cfg.fingerprint() != TINY.fingerprint()
+    rows = {s: X.run_one(3, 0.5, s, None if s == "probe" else 0, seed=0, config=cfg)
+            for s in ("probe", "all-at-once", "head-first", "scratch")}
+    for row in rows.values():
+        assert 0 <= row["ood_acc"] <= 1
+    assert rows["probe"]["feature_change_id"] == rows["probe"]["feature_change_ood"] == 0.0
+    assert rows["all-at-once"]["feature_change_id"] > 0 and rows["head-first"]["feature_change_ood"] > 0
+    assert np.isnan(rows["scratch"]["feature_change_id"])
+    assert {f"drift_{s}" for s in STAGES} <= set(rows["head-first"]) and rows["head-first"]["drift_stem"] > 0
+    assert "ood_acc" not in X.run_one(3, 0.5, "probe", seed=0, config=TINY)  # only when asked for
+    ood = X.ood_task(3, 0.5, 0, config=cfg)
+    assert ood.classes == X.target_task(3, 0.5, 0, config=cfg).classes and ood.sealed
+    with pytest.raises(ValueError, match="config.ood is empty"):
+        X.ood_task(3, 0.5, 0, config=TINY)
+    with pytest.raises(KeyError, match="Did you mean 'noise'"):
+        X.RunConfig(ood=dict(noice=1.0))
+    with pytest.raises(ValueError, match="pose must be a number >= 0 and <= 1"):
+        X.RunConfig(ood=dict(pose=2))
+
+
+def test_feature_change_against_a_direct_computation():
+    a, b = torch.randn(20, 8), torch.randn(20, 8)
+    assert X.feature_change(a, b) == pytest.approx(float(((b - a) ** 2).sum().sqrt() / (a**2).sum().sqrt()))
+    assert X.feature_change(a, a) == 0.0
+    with pytest.raises(ValueError, match="features of the same images"):
+        X.feature_change(a, b[:5])
+
+
+def test_base_features_are_computed_once_and_match_the_model():
+    f, y = X.base_features(3, 0.5, 0, "train", config=TINY)
+    assert X.base_features(3, 0.5, 0, "train", config=TINY)[0] is f
+    task = X.target_task(3, 0.5, 0, config=TINY)
+    direct, _ = extract_features(X.build_model(TINY, seed=5), task.loader("train", 7, shuffle=False))
+    assert torch.allclose(f, direct, atol=1e-5) and torch.equal(y, task.y_train)  # the head's seed plays no part
+    with pytest.raises(ValueError, match="split must be"):
+        X.base_features(3, 0.5, 0, "ood", config=TINY)
+
+
+def test_a_probe_on_a_dead_feature_folds_into_a_head_of_sane_size():
+    f = torch.cat([torch.randn(40, 5), torch.zeros(40, 1)], dim=1)  # feature 5 never fires in training
+    y = torch.arange(40) % 4
+    probe = X.fit_probe(f, y, 4, epochs=30)
+    head = X.fold_probe_into_head(probe, nn.Linear(6, 4))
+    assert head.weight.abs().max() < 100  # dividing by its std (0, clamped to 1e-6) gave ~1e5
+    live = torch.randn(10, 6)
+    assert torch.allclose(head(live), probe(live), atol=1e-4)
+    plain = X.fit_probe(f[:, :5], y, 4, epochs=30)  # features with a spread are standardised as usual
+    assert torch.allclose(plain[0].std, f[:, :5].std(0))
+
+
+def test_all_at_once_and_head_first_differ_only_in_the_head():
+    a, h = X.STRATEGIES["all-at-once"], X.STRATEGIES["head-first"]
+    assert a.keep_bn_stats and h.keep_bn_stats and not a.head_first and h.head_first
+    assert a.base_lr == h.base_lr == "finetune"
+    ra = X.run_one(3, 0.5, "all-at-once", 0, seed=0, config=TINY)
+    rh = X.run_one(3, 0.5, "head-first", 0, seed=0, config=TINY)
+    assert ra["epochs"] == rh["epochs"] and ra["lr_base"] == rh["lr_base"]  # the same budget for the base
+    assert ra["lr_head"] == TINY.lr_scratch and rh["lr_head"] == TINY.lr_finetune  # a random head needs the big LR
+
+
+def test_real_images_get_a_corrupted_test_split_as_their_ood_twin():
+    from transferlab.experiments.targets import _corrupted
+
+    task = X.target_task(2, 0.5, 0, config=TINY)
+    real = dataclasses.replace(task, info=dict(kind="folder", seed=0))  # images without generative factors
+    ood = _corrupted(real, dict(colour=1.0, noise=0.5, pose=1.0))
+    assert ood.sealed and ood.classes == task.classes and ood.x_train is task.x_train
+    assert ood.x_val.shape == task.x_val.shape and not torch.equal(ood.x_val, task.x_val)  # shifted, for choices
+    plain = task.loader("test", 1000, final=True).x.float()
+    assert ood.x_test.shape == plain.shape and not torch.equal(ood.x_test.float(), plain)
+    spread = lambda x: x.float().flatten(1).std(1).mean()  # noqa: E731
+    rough = lambda x: (x.float()[..., 1:] - x.float()[..., :-1]).abs().mean()  # noqa: E731
+    assert spread(_corrupted(real, dict(colour=1.0)).x_test) < 0.7 * spread(plain)  # less contrast
+    assert rough(_corrupted(real, dict(noise=1.0)).x_test) > 2 * rough(plain)  # more noise
+    assert torch.equal(ood.x_test, _corrupted(real, dict(colour=1.0, noise=0.5)).x_test)  # seeded
+    with pytest.raises(ValueError, match="only the 'colour' and 'noise' knobs"):
+        _corrupted(real, dict(pose=1.0))

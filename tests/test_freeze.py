@@ -421,3 +421,237 @@ def test_moved_names_still_import_from_freeze():
 
     with pytest.raises(AttributeError, match="no attribute 'frozen_methods'"):
         fz.frozen_methods  # noqa: B018
+
+
+# ---------------------------------------------------------------------------------------------- the source's code
+# The source's helpers, as written (the widely copied code; e.g. zhihu.com/question/311095447/answer/589307812).
+# Lesson 02 shows this exact code (test_lesson_02_shows_the_source_code_tested_here checks it), bugs included.
+SOURCE_HELPERS = '''
+from collections.abc import Iterable
+
+
+def set_freeze_by_names(model, layer_names, freeze=True):
+    if not isinstance(layer_names, Iterable):
+        layer_names = [layer_names]
+    for name, child in model.named_children():
+        if name not in layer_names:
+            continue
+        for param in child.parameters():
+            param.requires_grad = not freeze
+
+
+def freeze_by_names(model, layer_names):
+    set_freeze_by_names(model, layer_names, True)
+
+
+def unfreeze_by_names(model, layer_names):
+    set_freeze_by_names(model, layer_names, False)
+
+
+def set_freeze_by_idxs(model, idxs, freeze=True):
+    if not isinstance(idxs, Iterable):
+        idxs = [idxs]
+    num_child = len(list(model.children()))
+    idxs = tuple(map(lambda idx: num_child + idx if idx < 0 else idx, idxs))
+    for idx, child in enumerate(model.children()):
+        if idx not in idxs:
+            continue
+        for param in child.parameters():
+            param.requires_grad = not freeze
+
+
+def freeze_by_idxs(model, idxs):
+    set_freeze_by_idxs(model, idxs, True)
+
+
+def unfreeze_by_idxs(model, idxs):
+    set_freeze_by_idxs(model, idxs, False)
+'''
+
+
+def _source():
+    namespace: dict = {}
+    exec(compile(SOURCE_HELPERS, "<the source's helpers>", "exec"), namespace)  # noqa: S102 - a fixed quotation
+    return namespace
+
+
+def _deep():
+    """Children layer1 ... layer10 and head: one name is the beginning of another."""
+    from collections import OrderedDict
+
+    layers = [(f"layer{i}", nn.Linear(4, 4)) for i in range(1, 11)]
+    return nn.Sequential(OrderedDict(layers + [("head", nn.Linear(4, 2))]))
+
+
+def test_source_freeze_by_names_with_a_string_is_a_substring_match_and_the_kit_is_not():
+    from transferlab.freeze_methods import frozen_children
+
+    src = _source()
+    m = _deep()
+    src["freeze_by_names"](m, "layer10")  # a str is Iterable: `name not in "layer10"` is a substring test
+    assert frozen_children(m) == ["layer1", "layer10"]
+    m = _deep()
+    src["freeze_by_names"](m, ["layer10"])  # the list form is right
+    assert frozen_children(m) == ["layer10"]
+    m = _deep()
+    fz.freeze_by_names(m, "layer10")
+    assert frozen_children(m) == ["layer10"]
+    m = _deep()
+    fz.freeze_by_names(m, ["layer1", "layer10"])
+    src["unfreeze_by_names"](m, "layer10")  # unfreezing layer10 thaws layer1 too
+    assert frozen_children(m) == []
+
+
+def test_source_helpers_skip_typos_and_out_of_range_indices_silently_and_the_kit_refuses():
+    from transferlab.freeze_methods import frozen_children
+
+    src = _source()
+    m = _deep()
+    src["freeze_by_names"](m, ["layer2", "layer_3"])
+    assert frozen_children(m) == ["layer2"]
+    m = _deep()
+    src["freeze_by_idxs"](m, 11)  # one past the end of 11 children
+    assert frozen_children(m) == []
+    with pytest.raises(KeyError, match="did you mean 'layer3'"):
+        fz.freeze_by_names(_deep(), ["layer2", "layer_3"])
+    with pytest.raises(IndexError, match="out of range"):
+        fz.freeze_by_idxs(_deep(), 11)
+    m = _deep()
+    src["freeze_by_idxs"](m, [-1, 0])  # what the source's index helper does right: negative indices
+    assert frozen_children(m) == ["layer1", "head"]
+
+
+def _restore_run(restore, steps=4, seed=0):
+    """The source's method 3 on Char3Seq: fc1.weight cached once, SGD+momentum on everything, a restore per step."""
+    torch.manual_seed(seed)
+    m = Char3Seq()
+    old_weights = m.fc1.weight.clone()  # the source's cache
+    w0 = m.fc1.weight.detach().clone()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    drift, shared = [], []
+    for x, y in _batches(steps, seed=seed):
+        opt.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        opt.step()
+        restore(m, old_weights)
+        drift.append(float((m.fc1.weight.detach() - w0).abs().max()))
+        shared.append(m.fc1.weight.untyped_storage().data_ptr() == old_weights.untyped_storage().data_ptr())
+    return drift, shared
+
+
+def test_source_method3_restore_aliases_the_cache_after_the_first_step():
+    def source_restore(model, old_weights):
+        model.fc1.weight.data = old_weights.data  # the source's restore line, as written
+
+    drift, shared = _restore_run(source_restore)
+    assert drift[0] == 0.0 and all(shared)  # the first restore works, and makes the weight use the cache's storage
+    assert all(d > 0 for d in drift[1:]) and drift[-1] > drift[1]  # then every step sticks, and they add up
+
+
+def test_kit_restore_method_keeps_the_weight_bitwise_where_the_source_line_does_not():
+    def copy_restore(model, old_weights):
+        with torch.no_grad():
+            model.fc1.weight.copy_(old_weights)
+
+    drift, shared = _restore_run(copy_restore)
+    assert drift == [0.0] * len(drift) and not any(shared)
+    torch.manual_seed(0)
+    m = Char3Seq()
+    w0 = m.fc1.weight.detach().clone()
+    run = fz.setup_freeze_method(m, ["fc1"], "restore", OPTIMIZERS["sgd"])
+    for x, y in _batches(4):
+        run.step(F.cross_entropy(m(x), y))
+    assert torch.equal(m.fc1.weight, w0)
+    assert all(p.untyped_storage().data_ptr() != c.untyped_storage().data_ptr() for p, c in run.cache.items())
+
+
+def test_lesson_02_shows_the_source_code_tested_here():
+    import ast
+    from pathlib import Path
+
+    import nbformat
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "02_freeze_methods.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "def set_freeze_by_names(" in c.source]
+    assert len(cells) == 1, "lesson 02 should show the source's helpers in exactly one code cell"
+    defs = lambda src: [ast.dump(n) for n in ast.parse(src).body if isinstance(n, ast.FunctionDef)]
+    assert defs(cells[0].source) == defs(SOURCE_HELPERS)
+    assert "model.fc1.weight.data = old_weights.data" in "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+# ---------------------------------------------------------------------------------------------- exercise checks
+def test_check_names_compares_sets_and_says_what_is_missing_and_extra():
+    from transferlab.checks import CheckResult
+    from transferlab.freeze_methods import check_names
+
+    assert check_names("q", {"b", "a"}, ["a", "b"]) and check_names("q", "a", ["a"])
+    wrong = check_names("q", ["a", "c"], ["a", "b"], explain="because")
+    assert isinstance(wrong, CheckResult) and not wrong
+    assert "missing {'b'}" in wrong.message and "extra {'c'}" in wrong.message and wrong.message.endswith("because")
+    assert not check_names("q", None, ["a"]) and "no answer yet" in check_names("q", None, ["a"]).message
+    assert not check_names("q", 3, ["a"]) and "expected a set of names" in check_names("q", 3, ["a"]).message
+
+
+def test_check_restore_tells_the_aliasing_restore_from_right_ones():
+    from transferlab.freeze_methods import check_restore
+
+    def source(layer, old_weights):
+        layer.weight.data = old_weights.data
+
+    def assign_clone(layer, old_weights):
+        layer.weight.data = old_weights.data.clone()
+
+    def copy_(layer, old_weights):
+        with torch.no_grad():
+            layer.weight.copy_(old_weights)
+
+    def new_parameter(layer, old_weights):
+        layer.weight = nn.Parameter(old_weights.detach().clone())
+
+    def nothing(layer, old_weights):
+        pass
+
+    wrong = check_restore(source)
+    assert not wrong and "after step 2" in wrong.message and "moved" in wrong.message
+    assert check_restore(assign_clone) and check_restore(copy_)
+    assert not check_restore(new_parameter) and "no longer the parameter" in check_restore(new_parameter).message
+    assert not check_restore(nothing) and "after step 1" in check_restore(nothing).message
+    assert "no answer yet" in check_restore(None).message and not check_restore(3)
+    state = torch.get_rng_state()
+    check_restore(copy_)
+    assert torch.equal(torch.get_rng_state(), state)  # the check draws from its own stream
+
+
+def test_check_freeze_idxs_and_check_unfreeze():
+    from transferlab.freeze_methods import check_freeze_idxs, check_unfreeze
+
+    m = KitNet(10, widths=(8, 16))
+    n = len(fz.child_names(m))
+    assert check_freeze_idxs(m, [-n, -n + 1], ["stem", "layer1"])
+    assert not check_freeze_idxs(m, [0, 1], ["stem", "layer1"])  # right children, but not negative
+    assert not check_freeze_idxs(m, [-n], ["stem", "layer1"])
+    assert "refused" in check_freeze_idxs(m, [-n - 1], ["stem"]).message
+    assert all(p.requires_grad for p in m.parameters())  # the check works on a copy
+    assert "no answer yet" in check_freeze_idxs(m, None, ["stem"]).message
+
+    def right(model, opt):
+        fz.unfreeze_by_names(model, "layer1", optimizer=opt, lr=opt.defaults["lr"] / 10)
+
+    def same_lr(model, opt):
+        fz.unfreeze_by_names(model, "layer1", optimizer=opt)
+
+    def flags_only(model, opt):
+        for p in model.layer1.parameters():
+            p.requires_grad = True
+
+    def re_add_all(model, opt):
+        fz.unfreeze_by_names(model, "layer1")
+        opt.add_param_group({"params": list(model.parameters()), "lr": 1e-4})
+
+    assert check_unfreeze(right, m, stages=2, name="layer1")
+    assert "want 0.1 x" in check_unfreeze(same_lr, m, stages=2, name="layer1").message
+    flags = check_unfreeze(flags_only, m, stages=2, name="layer1")
+    assert not flags and ("BatchNorm" in flags.message or "optimizer" in flags.message)
+    assert "ValueError" in check_unfreeze(re_add_all, m, stages=2, name="layer1").message
+    assert "no answer yet" in check_unfreeze(None, m, stages=2, name="layer1").message

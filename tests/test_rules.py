@@ -117,3 +117,17 @@ def test_judge_records_rule_inputs_and_evidence(tmp_path, monkeypatch):
     assert stored["claim"].startswith("Fine-tune with a learning rate about ten times smaller")
     with pytest.raises(KeyError, match="not in the manifest"):
         led.judge("no-such-claim", Compare("a", "b"), {"a": [1], "b": [0]})
+
+
+def test_judge_stores_an_open_band(tmp_path, monkeypatch):
+    """A one-sided band ("at least 95%": high=inf, which Band accepts) is stored as valid JSON, not rejected."""
+    import json
+
+    from transferlab.claims import Ledger
+
+    monkeypatch.setenv("TRANSFERLAB_RESULTS", str(tmp_path))
+    rec = Ledger("00_transfer_learning_basics").judge("few-epochs", Band("share", 0.95, float("inf"), partly_low=0.85),
+                                                      {"share": [0.99, 1.0, 0.98]}, display=False)
+    stored = json.loads((tmp_path / "00_transfer_learning_basics.json").read_text())["claims"][0]
+    assert rec["verdict"] == stored["verdict"] == "reproduced"
+    assert stored["rule"]["high"] == "Infinity" and stored["rule"]["partly_low"] == 0.85

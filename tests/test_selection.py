@@ -544,3 +544,49 @@ def test_no_public_function_moves_the_callers_random_state():
         call()
         assert torch.equal(torch.get_rng_state(), states[0])
         assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The regression path as lesson 04 uses it (standardised targets of several columns, scored per target)
+def test_several_regression_columns_score_the_mean_of_each_column_in_any_order():
+    g = torch.Generator().manual_seed(11)
+    f = torch.randn(150, 8, generator=g, dtype=torch.float64)
+    t = torch.stack([f[:, 0] + 0.5 * torch.randn(150, generator=g, dtype=torch.float64),
+                     torch.cos(f[:, 1]), torch.randn(150, generator=g, dtype=torch.float64)], 1)
+    each = [logme(f, t[:, c], regression=True) for c in range(3)]
+    assert logme(f, t, regression=True) == pytest.approx(sum(each) / 3, abs=1e-12)
+    assert logme(f, t[:, [2, 0, 1]], regression=True) == pytest.approx(sum(each) / 3, abs=1e-12)
+    assert each[0] > each[1] > each[2] - 0.05  # the linear target is explained best, the random one not at all
+
+
+@pytest.mark.parametrize("n, d", REGIMES)
+def test_regression_logme_is_never_below_the_noise_only_fit(n, d):
+    # alpha -> infinity (no weights) is always available: the evidence of y ~ N(0, mean(y^2) I), per sample
+    # -1/2 (log(2 pi mean(y^2)) + 1), i.e. -1.419 for a standardised target. Features that explain nothing of
+    # the target reach it (the floor the lesson's tables show); any that explain something are above it.
+    g = torch.Generator().manual_seed(n + d)
+    f = torch.randn(n, d, generator=g, dtype=torch.float64)
+    for y in (torch.randn(n, generator=g, dtype=torch.float64), f[:, 0] + 0.1 * torch.randn(n, generator=g,
+                                                                                            dtype=torch.float64)):
+        y = (y - y.mean()) / y.std()
+        floor = -0.5 * (math.log(2 * math.pi * float((y * y).mean())) + 1)
+        r = logme_fit(f, y, regression=True)
+        assert r.score >= floor - 1e-9
+        assert r.evidence[0].item() == pytest.approx(_evidence_marginal(f, y, r.alpha[0].item(), r.beta[0].item()),
+                                                     abs=1e-7) or bool(r.at_bound[0])
+    unrelated = torch.randn(2000, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(2000, generator=g, dtype=torch.float64)
+    y = (y - y.mean()) / y.std()
+    assert logme(unrelated, y, regression=True) == pytest.approx(-0.5 * (math.log(2 * math.pi) + 1), abs=3e-3)
+
+
+@pytest.mark.parametrize("score", ["leep", "nce", "hscore"])
+def test_only_logme_takes_real_valued_targets(score):
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    size = 0.22 + 0.12 * torch.rand(40, generator=g, dtype=torch.float64)  # a regression target, e.g. a size
+    inputs = {"leep": (torch.softmax(f, 1), size), "nce": (f.argmax(1), size), "hscore": (f, size)}[score]
+    fn = {"leep": leep, "nce": nce, "hscore": hscore}[score]
+    with pytest.raises(ValueError, match="integer class labels"):
+        fn(*inputs)
+    assert math.isfinite(logme(f, size, regression=True))

@@ -61,7 +61,7 @@ def test_averaged_weights_equal_hand_mean_of_snapshots(task):
     assert sorted(out) == [1.0, 1.25, 1.5] and len(hist) == 6
     for factor, end in plan["ends"].items():
         swa = out[factor]
-        taken = snaps.weights[plan["start"]:end]  # epochs start+1 .. end, one snapshot per epoch
+        taken = snaps.weights[plan["start"] - 1:end]  # after epochs start .. end (counted from 1), one per epoch
         assert int(swa.n_averaged) == len(taken)
         for k, p in enumerate(averaged_module(swa).parameters()):
             hand = torch.stack([w[k] for w in taken]).mean(0)
@@ -158,3 +158,125 @@ def test_without_recompute_the_average_keeps_the_iterates_bn_statistics(task):
                        progress=False, seed=0)
     for factor, end in swa_epochs(4)["ends"].items():
         assert torch.equal(averaged_module(out[factor]).stem[1].running_mean, snaps[end - 1])
+
+
+# ---------------------------------------------------------------- the callback (fast.ai's design) and branching
+
+
+def _weights(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _equal(a, b):
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_swa_callback_functional_test_average_equals_mean_of_snapshots(task, every):
+    """The source's functional test: the averaged model equals the plain mean of the weights it averaged."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from transferlab.swa import SWACallback
+    from transferlab.train import fit
+
+    model, snaps = tiny(), Snapshots()
+    cb = SWACallback(AveragedModel(model), swa_start=2, every=every, keep=[3, 6])
+    fit(model, task.loader("train", 20, seed=0), epochs=6, optimizer="sgd", lr=0.05, schedule=None,
+        callbacks=[snaps, cb], progress=False, seed=0)
+    due = [e for e in range(1, 7) if e >= 2 and (e - 2) % every == 0]  # epochs counted from 1
+    assert cb.averaged_at == due and int(cb.swa_model.n_averaged) == len(due)
+    for end, avg in cb.kept.items():
+        taken = [snaps.weights[e - 1] for e in due if e <= end]
+        assert int(avg.n_averaged) == len(taken)
+        for k, p in enumerate(averaged_module(avg).parameters()):
+            torch.testing.assert_close(p, torch.stack([w[k] for w in taken]).mean(0), rtol=1e-5, atol=1e-6)
+    assert cb.kept[6] is cb.swa_model  # the last epoch's copy is the average itself
+    # a hand running average of the same snapshots (the fast.ai contributor's update) agrees
+    hand = None
+    for n, e in enumerate(due):
+        w = snaps.weights[e - 1]
+        hand = [x.clone() for x in w] if hand is None else [(h * n + x) / (n + 1) for h, x in zip(hand, w, strict=True)]
+    for h, p in zip(hand, averaged_module(cb.swa_model).parameters(), strict=True):
+        torch.testing.assert_close(p, h, rtol=1e-5, atol=1e-6)
+
+
+def test_swa_callback_fixes_batchnorm_at_the_end_and_rejects_bad_input(task):
+    from torch.optim.swa_utils import AveragedModel
+
+    from transferlab.swa import SWACallback
+    from transferlab.train import fit
+
+    model = tiny()
+    bn_loader = task.loader("train", 12, shuffle=False)
+    cb = SWACallback(AveragedModel(model), swa_start=1, bn_data=bn_loader)
+    fit(model, task.loader("train", 20, seed=0), epochs=2, optimizer="sgd", lr=0.05, schedule=None, callbacks=[cb],
+        progress=False)
+    net = averaged_module(cb.swa_model)
+    x = torch.cat([xb for xb, _ in bn_loader])
+    with torch.no_grad():
+        expect = net.stem[0](x).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(net.stem[1].running_mean, expect, rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match="AveragedModel"):
+        SWACallback(model, swa_start=1)
+    with pytest.raises(ValueError, match="swa_start"):
+        SWACallback(AveragedModel(model), swa_start=0)
+    with pytest.raises(ValueError, match="every"):
+        SWACallback(AveragedModel(model), swa_start=1, every=0)
+
+
+def test_swalr_callback_anneals_linearly_over_one_epoch_then_holds(task):
+    from transferlab.swa import SWALRCallback
+    from transferlab.train import fit
+
+    class Rates(Callback):
+        def __init__(self):
+            self.lrs = []
+
+        def on_batch_end(self, state):  # SWALRCallback runs first, so this is the rate of the next step
+            self.lrs.append(state.optimizer.param_groups[0]["lr"])
+
+    rates = Rates()
+    loader = task.loader("train", 20, seed=0)  # 60 images: 3 steps per epoch
+    fit(tiny(), loader, epochs=3, optimizer="sgd", lr=0.1, schedule=None, progress=False,
+        callbacks=[SWALRCallback(0.01, start=1), rates])
+    steps = len(loader)
+    expect = [0.1] * steps + [0.1 + (0.01 - 0.1) * k / steps for k in range(1, steps + 1)] + [0.01] * steps
+    assert rates.lrs == pytest.approx(expect)
+
+
+def test_sgd_runs_branched_at_half_the_budget_equal_unbranched_runs(task):
+    """SGD at 1 and 1.25 B from one shared first half: the same numbers as two separate runs."""
+    from transferlab.swa import resume_sgd, sgd_checkpoints
+
+    full_b, full_125 = tiny(), tiny()
+    train_sgd(full_b, task.loader("train", 20, seed=0), epochs=4, progress=False, seed=0)
+    train_sgd(full_125, task.loader("train", 20, seed=0), epochs=5, progress=False, seed=0)
+    ck = sgd_checkpoints(tiny(), task.loader("train", 20, seed=0), budget=4, at=[2, 3], progress=False, seed=0)
+    assert sorted(ck) == [2, 3]
+    assert _equal(_weights(resume_sgd(ck[3], epochs=4, progress=False)), _weights(full_b))
+    assert _equal(_weights(resume_sgd(ck[2], epochs=4, progress=False)), _weights(full_b))
+    assert _equal(_weights(resume_sgd(ck[2], epochs=5, budget=5, progress=False)), _weights(full_125))
+    # resuming twice from one checkpoint gives the same run (no momentum buffer or loader position is shared)
+    assert _equal(_weights(resume_sgd(ck[2], epochs=5, budget=5, progress=False)), _weights(full_125))
+    with pytest.raises(ValueError, match="constant first half"):
+        resume_sgd(ck[3], epochs=5, budget=5, progress=False)  # 3 > 4 / 2: the schedules already differ
+    with pytest.raises(ValueError, match="more epochs"):
+        resume_sgd(ck[3], epochs=3, progress=False)
+
+
+def test_swa_resumed_from_a_checkpoint_equals_train_swa(task):
+    from transferlab.swa import resume_swa, sgd_checkpoints
+
+    bn = task.loader("train", 30, shuffle=False)
+    out, _ = train_swa(tiny(), task.loader("train", 20, seed=0), budget=4, swa_lr=0.02, bn_data=bn, progress=False,
+                       seed=0)
+    plan = swa_epochs(4)
+    ck = sgd_checkpoints(tiny(), task.loader("train", 20, seed=0), budget=4, at=[plan["start"]], progress=False,
+                         seed=0)
+    res = resume_swa(ck[plan["start"]], swa_lr=0.02, ends=plan["ends"].values(), bn_data=bn, progress=False)
+    assert sorted(res) == sorted(plan["ends"].values())
+    for factor, end in plan["ends"].items():
+        a, b = out[factor], res[end]
+        assert int(a.n_averaged) == int(b.n_averaged) == end - plan["start"] + 1
+        assert _equal(_weights(a), _weights(b))
+        assert _equal(list(a.module.buffers()), list(b.module.buffers()))

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._download import reachable
+from ._paths import home
 from ._validate import as_float, did_you_mean
 
-__all__ = ["DEFAULT_ENDPOINT", "require_hub", "hub_endpoint", "hub_offline", "weights_route"]
+__all__ = ["DEFAULT_ENDPOINT", "require_hub", "hub_endpoint", "hub_offline", "weights_route", "timm_weights_path"]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm asks the hub for, in that order
@@ -41,6 +42,23 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE) or env.strip().upper() in _TRUE
 
 
+def timm_weights_path(name: str) -> Path:
+    """Where the kit looks for local pretrained weights of timm model ``name`` before asking the hub.
+
+    ``$TRANSFERLAB_HOME/weights/<name>.safetensors`` (e.g. ``resnet18.a1_in1k.safetensors``): copy a file there
+    (``data_scripts/fetch_datasets.py --model NAME`` writes one) and ``create_model(name, pretrained=True)``
+    works on a machine without the hub.
+
+    Examples
+    --------
+    >>> timm_weights_path("resnet18.a1_in1k").name
+    'resnet18.a1_in1k.safetensors'
+    """
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise ValueError(f"expected a timm model name such as 'resnet18.a1_in1k', got {name!r}")
+    return home() / "weights" / f"{name}.safetensors"
+
+
 def weights_route(name: str) -> str:
     """The manual route for timm model ``name``'s weights, as every kit message words it.
 
@@ -49,8 +67,6 @@ def weights_route(name: str) -> str:
     >>> weights_route("resnet18.a1_in1k")  # doctest: +ELLIPSIS
     "Offline? Use the kit's zoo (MODELS='zoo'), or on a machine with a network run `python ... --model resnet18..."
     """
-    from .models import timm_weights_path
-
     return (f"Offline? Use the kit's zoo (MODELS='zoo'), or on a machine with a network run "
             f"`python data_scripts/fetch_datasets.py --model {name}` and copy the file it writes to "
             f"{timm_weights_path(name)} here (or pass weights='/path/to/file.safetensors').")

@@ -107,7 +107,20 @@ def _hsv_to_rgb(h, s, v):
     return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
 
 
-def render_chunk(shape, texture, palette, size, gen, noise):
+# Nuisance shifts for out-of-distribution splits (transferlab.world.ood_split): each a strength in [0, 1], 0 = as in
+# training. They change only how an image is drawn, never its class factors (shape, texture, palette).
+SHIFT_KNOBS = ("pose", "colour", "background", "noise")
+
+
+def render_chunk(shape, texture, palette, size, gen, noise, shift=None, nuisances: dict | None = None):
+    """One chunk of images. ``shift`` (a dict of :data:`SHIFT_KNOBS` strengths, or None) moves the nuisance
+    distributions away from the training one; with None, or every strength 0, the draws and pixels are exactly
+    those of the unshifted world (extra random numbers are drawn only for an active background shift). When
+    ``nuisances`` is a dict, it receives the per-image draws (the pixels and the draws from ``gen`` are the same
+    either way: the dict is only filled in)."""
+    shift = shift or {}
+    pose, colour = shift.get("pose", 0.0), shift.get("colour", 0.0)
+    background, extra_noise = shift.get("background", 0.0), shift.get("noise", 0.0)
     n = len(shape)
     u01 = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
     cx, cy = (u01(n) - 0.5) * 0.6, (u01(n) - 0.5) * 0.6  # +-15% of the width (the image spans [-1, 1])
@@ -118,6 +131,18 @@ def render_chunk(shape, texture, palette, size, gen, noise):
     hue_fg, hue_bg = u01(n), u01(n)
     sat_fg, sat_bg = 0.5 + 0.5 * u01(n), 0.1 + 0.3 * u01(n)
     val_hi, val_lo = 0.75 + 0.25 * u01(n), 0.05 + 0.2 * u01(n)
+    if pose:  # smaller objects, further off-centre: at 1, radius x0.65 (below the training range), offsets x1.6
+        radius = radius * (1 - 0.35 * pose)
+        cx, cy = cx * (1 + 0.6 * pose), cy * (1 + 0.6 * pose)
+    if colour:  # washed-out objects on colourful backgrounds, less contrast; the brighter side stays the brighter
+        sat_fg, sat_bg = sat_fg * (1 - 0.7 * colour), (sat_bg + 0.5 * colour).clamp(max=1.0)
+        val_hi, val_lo = val_hi - 0.2 * colour, val_lo + 0.2 * colour
+    if background:  # a low-frequency wave of a second colour (of the background's brightness) across the background
+        hue_b2, wave_freq = u01(n), 0.03 + 0.03 * u01(n)  # cycles per pixel: well below the textures' 0.12-0.20
+        wave_orient, wave_phase = u01(n) * math.pi, u01(n) * 2 * math.pi
+    if nuisances is not None:  # in the units of transferlab.world.NUISANCES (image width = 1, centre = 0)
+        nuisances.update(x=cx / 2, y=cy / 2, size=radius / 2, rotation=theta, hue=hue_fg, background_hue=hue_bg,
+                         saturation=sat_fg, texture_frequency=freq, texture_orientation=orient)
 
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
     gy, gx = torch.meshgrid(coords, coords, indexing="ij")
@@ -144,10 +169,17 @@ def render_chunk(shape, texture, palette, size, gen, noise):
     inverted = palette.bool()
     fg = _hsv_to_rgb(hue_fg, sat_fg, torch.where(inverted, val_lo, val_hi))
     bg = _hsv_to_rgb(hue_bg, sat_bg, torch.where(inverted, val_hi, val_lo))
+    bg_img = bg[:, :, None, None].expand(n, 3, size, size)
+    if background:
+        bg2 = _hsv_to_rgb(hue_b2, (sat_bg + 0.4).clamp(max=1.0), torch.where(inverted, val_hi, val_lo))
+        oc, os_ = torch.cos(wave_orient)[:, None, None], torch.sin(wave_orient)[:, None, None]
+        t = (gx[None] * oc + gy[None] * os_) / pixel  # pixels along the wave's direction
+        wave = 0.5 + 0.5 * torch.sin(2 * math.pi * wave_freq[:, None, None] * t + wave_phase[:, None, None])
+        bg_img = bg_img + background * wave[:, None] * (bg2 - bg)[:, :, None, None]
     # The texture mixes the object colour with a second tone: darker for bright objects, lighter for dark
     # ones, so that a texture stays visible in both palettes.
     second = torch.where(inverted[:, None], fg + 0.45 * (bg - fg), 0.35 * fg)
     obj = fg[:, :, None, None] * tex[:, None] + second[:, :, None, None] * (1 - tex[:, None])
-    img = bg[:, :, None, None] * (1 - alpha[:, None]) + obj * alpha[:, None]
-    img = img + noise * torch.randn(img.shape, generator=gen)
+    img = bg_img * (1 - alpha[:, None]) + obj * alpha[:, None]
+    img = img + (noise + 0.2 * extra_noise) * torch.randn(img.shape, generator=gen)
     return (img.clamp(0, 1) * 255).round().to(torch.uint8)

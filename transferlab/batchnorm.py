@@ -18,7 +18,10 @@ behaviour. This module makes those facts visible, on top of the kit's one BatchN
 - :func:`evaluate_in_mode`, :func:`output_spread`: accuracy in train or eval mode, dropout's spread;
 - :func:`preprocess` (from :mod:`transferlab.preprocessing`): the input normalisations of Keras's
   ``preprocess_input`` modes and the kit's own;
-- :func:`check_bn_frozen`: the lesson's exercise check, judged by behaviour.
+- :func:`map_images`, :func:`split_images`: the same task photographed differently (every split through one
+  image function), and a split's raw uint8 images (the test split of a sealed task only with ``final=True``);
+- :func:`check_bn_frozen`, :func:`check_bn_freezer`, :func:`check_preprocess_mode`: the lesson's exercise checks,
+  judged by behaviour.
 
 The Keras side (``keras_status``, ``import_keras``, ``torch_bn_to_keras``, ``bn_defaults``,
 ``check_keras_momentum``) is in :mod:`transferlab.keras_bridge`, and importable from here too.
@@ -26,7 +29,6 @@ The Keras side (``keras_status``, ``import_keras``, ``torch_bn_to_keras``, ``bn_
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 
 import torch
@@ -34,17 +36,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import as_choice, as_int, as_seed
+from .bn_checks import check_bn_freezer, check_bn_frozen, check_preprocess_mode
 from .bn_pin import bn_behaviour, bn_layers, bn_policy, is_batchnorm, set_bn_policy
-from .bn_stats import bn_state, forward_changes_stats, restore_bn_state, stats_drift
-from .checks import CheckResult
+from .bn_stats import bn_state, forward_changes_stats, preserved, restore_bn_state, stats_drift
 from .device import model_device
 from .keras_bridge import bn_defaults, check_keras_momentum, import_keras, keras_status, torch_bn_to_keras
 from .preprocessing import CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD, PREPROCESS_MODES, preprocess
+from .tasks import map_images, split_images
 from .train import evaluate
 
 __all__ = [
     "DROPOUT_TYPES", "REGIMES", "mode_report", "bn_in_train_mode", "train_eval_gap",
-    "BNRegime", "set_bn_regime", "evaluate_in_mode", "output_spread", "check_bn_frozen",
+    "BNRegime", "set_bn_regime", "evaluate_in_mode", "output_spread", "map_images", "split_images",
+    "check_bn_frozen", "check_bn_freezer", "check_preprocess_mode",
     # from transferlab.bn_pin and transferlab.bn_stats
     "bn_layers", "bn_state", "restore_bn_state", "stats_drift", "forward_changes_stats",
     # from transferlab.preprocessing
@@ -103,19 +107,6 @@ def bn_in_train_mode(model: nn.Module) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------------------
 # Probes that run the model: restore what they touch
-@contextlib.contextmanager
-def _preserved(model: nn.Module):
-    """Restore every module's ``training`` flag and every BN buffer on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    state = bn_state(model)
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-        restore_bn_state(model, state)
-
-
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm().clamp(min=1e-12))
 
@@ -159,7 +150,7 @@ def train_eval_gap(model: nn.Module, x: torch.Tensor, *, device=None) -> list[di
 
     handles = [mod.register_forward_hook(hook(name)) for name, mod in layers]
     try:
-        with _preserved(model), set_bn_regime(model, "train"):  # exits in reverse: policies, then flags
+        with preserved(model), set_bn_regime(model, "train"):  # exits in reverse: policies, then flags
             model.eval()
             model(x)
             phase[0] = "train"
@@ -292,70 +283,8 @@ def output_spread(model: nn.Module, x: torch.Tensor, *, passes: int = 20, seed: 
     x = x.to(device)
     outs = []
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), _preserved(model):
+    with torch.random.fork_rng(devices=devices), preserved(model):
         torch.manual_seed(seed)
         for _ in range(passes):
             outs.append(model(x).float().cpu())
     return torch.stack(outs)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Exercise check
-def check_bn_frozen(model: nn.Module, x: torch.Tensor, *, device=None) -> CheckResult:
-    """Exercise: is every BN layer of ``model`` truly frozen, even after ``model.train()``?
-
-    Judged by behaviour, so any correct solution passes (overriding ``train``, a forward pre-hook, ...):
-    with the model put in train mode, one forward pass must change no running statistic, and every BN
-    layer's output must equal its input normalised with the running statistics. The model's modes and
-    statistics are left as they were.
-
-    Returns
-    -------
-    CheckResult
-        Truthy when right; shows itself as one line in a notebook, naming the layers at fault when wrong.
-
-    Examples
-    --------
-    >>> m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
-    >>> bool(check_bn_frozen(m, torch.randn(8, 4)))
-    False
-    >>> with set_bn_regime(m, "frozen"):
-    ...     check_bn_frozen(m, torch.randn(8, 4))
-    ✅ Correct: after model.train() every BN layer still uses its running statistics and none moved.
-    """
-    layers = bn_layers(model)
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no BatchNorm layers")
-    device = model_device(model, device)
-    seen: dict[str, tuple] = {}
-
-    def hook(name):
-        def fn(mod, inputs, output):
-            seen[name] = (inputs[0].detach().clone(), output.detach().clone())
-        return fn
-
-    handles = [mod.register_forward_hook(hook(name)) for name, mod in layers]
-    try:
-        with _preserved(model), torch.no_grad():
-            model.train()
-            before = bn_state(model)
-            model(x.to(device))
-            moved = [r["name"] for r in stats_drift(before, bn_state(model)) if r["changed"]]
-    finally:
-        for h in handles:
-            h.remove()
-    batch_stat_layers = []
-    for name, mod in layers:
-        if name not in seen:
-            continue
-        inp, out = seen[name]
-        want = F.batch_norm(inp, mod.running_mean, mod.running_var, mod.weight, mod.bias, training=False,
-                            eps=mod.eps)
-        if not torch.allclose(out, want, rtol=1e-4, atol=1e-5):
-            batch_stat_layers.append(name)
-    if not batch_stat_layers and not moved:
-        return CheckResult(True, "Correct: after model.train() every BN layer still uses its running statistics and "
-                                 "none moved.")
-    return CheckResult(False, f"Not yet: after model.train(), {len(batch_stat_layers)} BN layer(s) normalised with "
-                              f"batch statistics ({batch_stat_layers[:3]}) and {len(moved)} changed their running "
-                              f"statistics ({moved[:3]}).")

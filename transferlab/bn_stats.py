@@ -18,7 +18,7 @@ from torch import nn
 from .bn_pin import bn_layers
 from .device import model_device
 
-__all__ = ["bn_state", "restore_bn_state", "stats_drift", "forward_changes_stats"]
+__all__ = ["bn_state", "restore_bn_state", "stats_drift", "forward_changes_stats", "preserved"]
 
 
 def bn_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -129,3 +129,25 @@ def forward_changes_stats(model: nn.Module, x: torch.Tensor, *, device=None, gra
     if restore:
         restore_bn_state(model, before)
     return stats_drift(before, after)
+
+
+@contextlib.contextmanager
+def preserved(model: nn.Module):
+    """A ``with`` block after which every module's ``training`` flag and every BN buffer are as before it.
+
+    Examples
+    --------
+    >>> m = nn.Sequential(nn.BatchNorm1d(2)).eval()
+    >>> with preserved(m):
+    ...     _ = m.train()(torch.randn(4, 2))
+    >>> m.training, int(m[0].num_batches_tracked)
+    (False, 0)
+    """
+    flags = [(m, m.training) for m in model.modules()]
+    state = bn_state(model)
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+        restore_bn_state(model, state)

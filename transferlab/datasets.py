@@ -41,8 +41,11 @@ from ._catalogue import DATASETS, WORLD_NAMES, Catalogue, DatasetSpec, Resource,
 from ._download import ChecksumError, DownloadError, data_dir, download, fetch, is_fetched
 from ._images import DECODED_CACHE, materialise, resize_images
 from ._validate import as_int, as_seed
+from .device import resolve_device
+from .features import extract_features, fit_linear_probe
 from .tasks import ImageTask, TooFewImagesError, stratified_indices
 from .world import digits_task, source_task, target_task
+from .zoo import ZOO
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -320,7 +323,6 @@ def measure_similarity(task: ImageTask, model, *, device=None, seed: int = 0, ba
     -------
     dict(probe_acc=, chance=, score=)
     """
-    from .train import extract_features, fit_linear_probe
 
     if not isinstance(task, ImageTask):
         raise TypeError(f"task must be an ImageTask, got {type(task).__name__}")
@@ -356,8 +358,6 @@ def backbones(models: str | Sequence[str] = "zoo", device=None) -> list[str]:
     >>> backbones("timm", device="cpu")[0]
     'resnet18.a1_in1k'
     """
-    from .device import resolve_device
-    from .zoo import ZOO
 
     if models == "zoo":  # the image models (the text ones are lesson 06's)
         return [n for n, s in ZOO.items() if s.kind == "image"]
@@ -380,7 +380,6 @@ def suggested_batch_size(device=None, image_size: int = 224) -> int:
     >>> suggested_batch_size("cpu", 224), suggested_batch_size("cpu", 32)
     (32, 256)
     """
-    from .device import resolve_device
 
     image_size = as_int("image_size", image_size, min=1)
     base = {"cuda": 256, "mps": 64}.get(resolve_device(device).type, 32)

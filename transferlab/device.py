@@ -16,6 +16,8 @@ import sys
 import numpy as np
 import torch
 
+from ._validate import as_seed
+
 __all__ = [
     "pick_device",
     "resolve_device",
@@ -165,8 +167,6 @@ def seeded(seed: int | None = None, device=None):
 
 def seed_value(seed) -> int:
     """A seed as a Python int (NumPy integers accepted); ``ValueError`` for anything but a non-negative integer."""
-    from ._validate import as_seed
-
     return as_seed(seed)
 
 

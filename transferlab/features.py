@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import as_float, as_int, as_seed
+from .batches import check_labels, to_device
 from .device import autocast, model_device, seeded
-from .train import check_labels, to_device
 
 __all__ = ["extract_features", "fit_linear_probe"]
 

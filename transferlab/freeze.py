@@ -57,6 +57,7 @@ from .bn_pin import (
     set_bn_policy,
 )
 from .checks import CheckResult
+from .models import stage_groups, stage_parameters
 
 if TYPE_CHECKING:  # pandas is imported when a summary is made, not with the module
     import pandas as pd
@@ -69,7 +70,10 @@ __all__ = [
     "Selection", "select_modules", "child_names",
     "freeze_by_names", "unfreeze_by_names", "freeze_by_idxs", "unfreeze_by_idxs", "freeze_stages", "unfreeze_all",
     "trainable_summary", "FreezeCheck", "check_frozen",
-]  # and, importable from here through __getattr__ below, the names that moved to transferlab.freeze_methods
+    # lesson 02's reference methods, from transferlab.freeze_methods (loaded on first use, see __getattr__ below)
+    "FREEZE_METHODS", "FrozenRun", "setup_freeze_method", "saved_activation_bytes", "grad_bytes",  # noqa: F822
+    "optimizer_state_bytes",  # noqa: F822  (PEP 562: resolved by the module's __getattr__ on first use)
+]
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -278,8 +282,6 @@ def freeze_stages(model: nn.Module, k: int, *, freeze_bn_stats: bool = True) -> 
     >>> sorted({n.split(".")[0] for n in names})
     ['layer1', 'stem']
     """
-    from .models import stage_groups, stage_parameters
-
     groups = stage_groups(model)
     stages = list(groups)
     k = _as_index(k, "k")
@@ -354,8 +356,8 @@ class FreezeCheck(CheckResult):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         more = f"; ... ({len(self.problems)} in all)" if len(self.problems) > 5 else ""
-        shown = "; ".join(self.problems[:5]) + more
-        super().__init__(not self.problems, "correct" if not self.problems else f"not yet: {shown}")
+        shown = "correct" if not self.problems else "not yet: " + "; ".join(self.problems[:5]) + more
+        super().__init__(not self.problems, shown, graded_message=shown)  # the learner's model vs the names given
 
 
 def check_frozen(model: nn.Module, names: str | Iterable[str], *, optimizer: torch.optim.Optimizer | None = None,

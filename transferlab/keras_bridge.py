@@ -21,7 +21,7 @@ from torch import nn
 from ._paths import home
 from ._validate import as_float, as_int
 from .bn_pin import is_batchnorm
-from .checks import CheckResult
+from .checks import CheckResult, exercise_solution
 
 __all__ = ["keras_status", "import_keras", "torch_bn_to_keras", "bn_defaults", "check_keras_momentum"]
 
@@ -142,6 +142,8 @@ def bn_defaults(keras=None) -> list[dict]:
     ]
 
 
+@exercise_solution("$torch_momentum = 1 - $keras_momentum  # torch weighs the new batch, Keras the old estimate",
+                   answer="torch_momentum")
 def check_keras_momentum(torch_momentum: float | None, keras_momentum: float = 0.99) -> CheckResult:
     """Exercise: which PyTorch ``momentum`` updates running statistics like Keras's ``keras_momentum``?
 
@@ -166,9 +168,9 @@ def check_keras_momentum(torch_momentum: float | None, keras_momentum: float = 0
     """
     keras_momentum = as_float("keras_momentum", keras_momentum, min=0.0, max=1.0)
     if torch_momentum is None:
-        return CheckResult(False, "no answer yet: replace the None with a number")
+        return CheckResult.general(False, "no answer yet: replace the None with a number")
     answer = as_float("torch_momentum (your answer)", torch_momentum)
     if math.isclose(answer, 1.0 - keras_momentum, rel_tol=1e-6, abs_tol=1e-9):  # float32 answers too
         return CheckResult(True, f"Correct: PyTorch momentum {answer:g} = 1 - Keras momentum {keras_momentum:g}.")
-    return CheckResult(False, f"Not yet: {answer:g} is not it. PyTorch's momentum weighs the new batch, Keras's "
-                              f"weighs the old estimate.")
+    return CheckResult.general(False, f"Not yet: {answer:g} is not it. PyTorch's momentum weighs the new batch, "
+                                      f"Keras's weighs the old estimate.")

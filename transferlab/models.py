@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._paths import home
+from . import zoo
+from ._hub import require_hub, timm_weights_path, weights_route
 from ._validate import as_int
 from .device import resolve_device, seeded
 from .kitnet import ARCHITECTURES, KitNet
@@ -45,8 +46,6 @@ def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, 
     >>> create_model("kitnet_s", 5).head.out_features
     5
     """
-    from . import zoo
-
     num_classes = as_int("num_classes", num_classes, min=1)
     if not isinstance(name, str) or not name:
         raise ValueError(f"unknown model {name!r}: expected a kit architecture {sorted(ARCHITECTURES)}, a zoo entry "
@@ -57,8 +56,6 @@ def create_model(name: str, num_classes: int = 10, *, pretrained: bool = False, 
 
 
 def _build(name: str, num_classes: int, pretrained: bool, kwargs: dict) -> nn.Module:
-    from . import zoo
-
     if name in ARCHITECTURES:
         if pretrained:
             options = [n for n, s in zoo.ZOO.items() if getattr(s, "arch", None) == name]
@@ -82,23 +79,6 @@ def _build(name: str, num_classes: int, pretrained: bool, kwargs: dict) -> nn.Mo
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 HUB_TIMEOUT = 10.0
 """Seconds to wait for the Hugging Face hub to answer before ``create_model(..., pretrained=True)`` gives up."""
-
-
-def timm_weights_path(name: str) -> Path:
-    """Where the kit looks for local pretrained weights of timm model ``name`` before asking the hub.
-
-    ``$TRANSFERLAB_HOME/weights/<name>.safetensors`` (e.g. ``resnet18.a1_in1k.safetensors``): copy a file there
-    (``data_scripts/fetch_datasets.py --model NAME`` writes one) and ``create_model(name, pretrained=True)``
-    works on a machine without the hub.
-
-    Examples
-    --------
-    >>> timm_weights_path("resnet18.a1_in1k").name
-    'resnet18.a1_in1k.safetensors'
-    """
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
-        raise ValueError(f"expected a timm model name such as 'resnet18.a1_in1k', got {name!r}")
-    return home() / "weights" / f"{name}.safetensors"
 
 
 def _create_timm(name: str, num_classes: int, pretrained: bool, kwargs: dict) -> nn.Module:
@@ -126,8 +106,6 @@ def _create_timm(name: str, num_classes: int, pretrained: bool, kwargs: dict) ->
         model.pretrained_cfg = dict(model.pretrained_cfg, file=str(weights), pretrained=True)
         return model
     if pretrained:  # decide within seconds whether the weights can be had, before timm's client retries for a minute
-        from ._hub import require_hub, weights_route
-
         require_hub(name, timeout=HUB_TIMEOUT)
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +28,7 @@ import torch
 from ._validate import as_float, as_int, as_seed
 
 __all__ = ["Task", "ImageTask", "TensorLoader", "TooFewImagesError", "SealedSplitError", "stratified_indices",
-           "split_seed", "WORLD_MEAN", "WORLD_STD"]
+           "split_seed", "map_images", "split_images", "WORLD_MEAN", "WORLD_STD"]
 
 # Per-channel statistics of the world's source task (measured on 50k images, seed 0); the zoo's models expect
 # inputs normalised with them, just as ImageNet models expect ImageNet's.
@@ -284,3 +284,49 @@ class ImageTask(Task):
         sealed = ", test sealed" if self.sealed else ""
         return (f"ImageTask({self.name!r}, classes={self.num_classes}, train={len(self.y_train)}{val}, "
                 f"test={len(self.y_test)}, size={self.image_size}{sealed})")
+
+
+def map_images(task: ImageTask, fn: Callable[[torch.Tensor], torch.Tensor], label: str) -> ImageTask:
+    """``task`` with ``fn`` applied to the uint8 images of every split (train, validation, test); labels kept.
+
+    A "new camera" for lesson 05: the same objects under another exposure. The result keeps the task's classes,
+    normalisation statistics and seal, and is named ``f"{task.name}[{label}]"``. ``fn`` must return uint8 images
+    of the same shape.
+
+    Examples
+    --------
+    >>> from transferlab.world import target_task
+    >>> t = target_task(2, n_test_per_class=1, n_val_per_class=1, size=16)
+    >>> dark = map_images(t, lambda x: x // 2, "dark"); dark.name, dark.sealed, int(dark.x_train.max()) <= 127
+    ('target[sim=1][dark]', True, True)
+    """
+    def apply(x, split):
+        out = fn(x)
+        if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8 or out.shape != x.shape:
+            raise ValueError(f"{label!r}: fn must return uint8 images of shape {tuple(x.shape)} for the {split} split, "
+                             f"got {type(out).__name__} {getattr(out, 'dtype', '')} {tuple(getattr(out, 'shape', ()))}")
+        return out
+
+    changes = {f"x_{split}": apply(getattr(task, f"x_{split}"), split) for split in task.splits}
+    return dataclasses.replace(task, name=f"{task.name}[{label}]", info=dict(task.info, shift=label), **changes)
+
+
+def split_images(task: ImageTask, split: str, *, final: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw uint8 images and the labels of ``split``, for code that normalises images itself.
+
+    The same rule as ``task.loader``: the test split of a sealed task (one with a validation split) needs
+    ``final=True``, the final evaluation of a model whose choices were made on validation.
+
+    Examples
+    --------
+    >>> from transferlab.world import target_task
+    >>> t = target_task(2, n_test_per_class=1, n_val_per_class=1, size=16)
+    >>> x, y = split_images(t, "val"); x.dtype, len(y)
+    (torch.uint8, 10)
+    >>> split_images(t, "test")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    transferlab.tasks.SealedSplitError: the test split of ... is sealed: ...
+    """
+    y = task.labels(split, final=final)  # checks the split and the seal
+    return getattr(task, f"x_{split}"), y

@@ -21,7 +21,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 
-from .zoo import ZooEntry
+from .zoo_entry import ZooEntry
 
 __all__ = ["TextZooSpec", "TEXT_ZOO", "register", "tokenizer_for", "corpus_for"]
 
@@ -220,15 +220,7 @@ TEXT_ZOO: dict[str, TextZooSpec] = {
 
 
 def register(zoo: dict) -> None:
-    """Add the text recipes to a zoo registry (``transferlab.zoo.ZOO`` does this when it is imported)."""
+    """Add the text recipes to a zoo registry (``transferlab.zoo.ZOO`` holds them from the start)."""
     for name, spec in TEXT_ZOO.items():
         zoo.setdefault(name, spec)
 
-
-def _register_into_the_zoo() -> None:
-    from .zoo import ZOO
-
-    register(ZOO)
-
-
-_register_into_the_zoo()

@@ -15,7 +15,14 @@ texture frequency/orientation/phase, foreground and background colours, pixel no
   similarity always contains the novel slots of a higher one. At ``similarity=0`` every factor is novel.
   Swapping whole factors (rather than blending them) is deliberate: blended factors make the middle of the
   range the hardest task and grey out the palette, so the knob stops being monotone.
+- An **out-of-distribution split** of a target task (:func:`ood_split`): the same 10 classes (the same
+  shape/texture/palette combinations) drawn with shifted *nuisances* only (smaller, off-centre objects; washed-out
+  colours on colourful backgrounds; a structured background; stronger noise), each knob a strength in [0, 1]
+  (:data:`OOD_KNOBS`). The task's own train / validation / test images are untouched.
 - **digits**: scikit-learn's bundled handwritten digits, upsampled: a real, honestly dissimilar target.
+- **Regression targets** (:func:`regression_task`): the nuisances the world draws per image (position, size,
+  rotation, colour) are known exactly, so they are real-valued targets for free, like dSprites' latent factors.
+  ``render(..., return_nuisances=True)`` returns them next to the pixels (the pixels are the same either way).
 
 Rendering is vectorised torch over chunks of images; the same seed gives the same pixels.
 """
@@ -56,7 +63,19 @@ __all__ = [
     "digits_task",
     "render",
     "target_classes",
+    "NUISANCES",
+    "REGRESSION_TARGETS",
+    "ROTATION_ORDER",
+    "RegressionTask",
+    "regression_task",
+    "regression_columns",
+    "WORLD_VERSION",
+    "OOD_KNOBS",
+    "ood_split",
 ]
+
+WORLD_VERSION = 1
+"""Bump when the world's rendering changes: every model pretrained on it (the zoo's recipes) is rebuilt."""
 
 # (shape, texture) combinations: the 10 with (s + t) % 3 == 0 are held out for targets, the other 20 are the
 # source classes. Every shape and every texture occurs on both sides.
@@ -74,7 +93,9 @@ def render(
     size: int = 32,
     seed: int = 0,
     noise: float = 0.06,
-) -> torch.Tensor:
+    shift: dict | None = None,
+    return_nuisances: bool = False,
+):
     """Render images from per-image factor indices; nuisances are drawn from ``seed``.
 
     Parameters
@@ -85,36 +106,69 @@ def render(
         Image side in pixels (8 to 256).
     seed : int
         Seeds every nuisance draw; the same arguments give the same pixels.
+    shift : dict, optional
+        Nuisance shifts ``{knob: strength in [0, 1]}`` (knobs: :data:`OOD_KNOBS`); None, or every strength 0, draws
+        exactly the unshifted images.
+    return_nuisances : bool
+        Also return what was drawn per image, ``{name: float tensor [N]}`` (see :data:`NUISANCES`). The pixels
+        are bit-identical with or without it.
 
     Returns
     -------
-    uint8 tensor [N, 3, size, size]
+    uint8 tensor [N, 3, size, size], or ``(images, nuisances)`` with ``return_nuisances=True``
 
     Examples
     --------
     >>> img = render(torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), size=16)
     >>> tuple(img.shape), img.dtype
     ((1, 3, 16, 16), torch.uint8)
+    >>> img2, nuis = render(torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), size=16, return_nuisances=True)
+    >>> torch.equal(img, img2), sorted(nuis)[:4]
+    (True, ['background_hue', 'hue', 'rotation', 'saturation'])
     """
     size = as_int("size", size, min=8, max=256)
     seed = as_seed(seed)
     noise = as_float("noise", noise, min=0.0)
-    shape = _factor("shape", shape, len(SHAPES), SHAPES)
-    texture = _factor("texture", texture, len(TEXTURES), TEXTURES)
-    palette = _factor("palette", palette, len(PALETTES), PALETTES)
+    shift = check_shift(shift or {})
+    shape = factor_indices("shape", shape, len(SHAPES), SHAPES)
+    texture = factor_indices("texture", texture, len(TEXTURES), TEXTURES)
+    palette = factor_indices("palette", palette, len(PALETTES), PALETTES)
     n = len(shape)
     if not (len(texture) == len(palette) == n):
         raise ValueError(f"shape, texture and palette need the same length, got {n}, {len(texture)}, {len(palette)}")
+    if not isinstance(return_nuisances, bool):
+        raise ValueError(f"return_nuisances must be True or False, got {return_nuisances!r}")
     out = torch.empty(n, 3, size, size, dtype=torch.uint8)
     gen = torch.Generator().manual_seed(seed)
     chunk = _render.CHUNK
+    drawn: list[dict] = []
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
-        out[sl] = render_chunk(shape[sl], texture[sl], palette[sl], size, gen, noise)
-    return out
+        nuis = {} if return_nuisances else None
+        out[sl] = render_chunk(shape[sl], texture[sl], palette[sl], size, gen, noise, shift, nuis)
+        drawn.append(nuis)
+    if not return_nuisances:
+        return out
+    names = tuple(drawn[0]) if drawn else NUISANCES
+    return out, {k: torch.cat([d[k] for d in drawn]) if drawn else torch.zeros(0) for k in names}
 
 
-def _factor(name: str, idx, count: int, names: tuple) -> torch.Tensor:
+NUISANCES = {
+    "x": "horizontal position of the object's centre, as a fraction of the image width from the centre (-0.15 to "
+         "0.15, rightwards)",
+    "y": "vertical position of the object's centre, as a fraction of the image width (-0.15 to 0.15, downwards)",
+    "size": "the object's radius as a fraction of the image width (0.22 to 0.34)",
+    "rotation": "the object's rotation in radians (0 to 2 pi; a shape's symmetry makes some of it invisible, see "
+                "ROTATION_ORDER)",
+    "hue": "the object's hue on the colour wheel (0 to 1)",
+    "background_hue": "the background's hue (0 to 1)",
+    "saturation": "the object's colour saturation (0.5 to 1)",
+    "texture_frequency": "the texture's frequency in cycles per pixel (0.12 to 0.20)",
+    "texture_orientation": "the texture's orientation in radians (0 to pi)",
+}
+"""What :func:`render` draws per image and returns with ``return_nuisances=True``: name -> meaning and units."""
+
+def factor_indices(name: str, idx, count: int, names: tuple) -> torch.Tensor:
     """Factor indices as a 1-d long tensor, every one in ``0..count-1`` (no negative wrap-around)."""
     t = torch.as_tensor(idx)
     if t.ndim != 1 or t.dtype.is_floating_point or t.dtype == torch.bool:
@@ -126,7 +180,7 @@ def _factor(name: str, idx, count: int, names: tuple) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------
-def _labels(num_classes, n, gen):
+def balanced_labels(num_classes, n, gen):
     """n images per class, in a seeded random order."""
     y = torch.arange(num_classes).repeat_interleave(n)
     return y[torch.randperm(len(y), generator=gen)]
@@ -158,7 +212,7 @@ def source_task(n_per_class: int = 2000, *, seed: int = 0, size: int = 32, n_tes
     splits = []
     for part, n in (("train", n_per_class), ("test", n_test_per_class)):
         gen = torch.Generator().manual_seed(split_seed(seed, part, "source"))
-        y = _labels(len(combos), n, gen)
+        y = balanced_labels(len(combos), n, gen)
         shape, tex = combos[y, 0], combos[y, 1]
         x = render(shape, tex, torch.zeros_like(y), size=size, seed=split_seed(seed, part, "pixels"))
         target = {"combo": y, "shape": shape, "texture": tex}[label]
@@ -222,7 +276,7 @@ def target_task(n_per_class: int, similarity: float = 1.0, *, seed: int = 0, siz
         if n == 0:
             continue
         gen = torch.Generator().manual_seed(split_seed(seed, part, "target"))
-        y = _labels(10, n, gen)
+        y = balanced_labels(10, n, gen)
         f = factors[y]
         x = render(f[:, 0], f[:, 1], f[:, 2], size=size, seed=split_seed(seed, part, f"pixels{similarity:.4f}"))
         parts[part] = (x, y)
@@ -232,10 +286,10 @@ def target_task(n_per_class: int, similarity: float = 1.0, *, seed: int = 0, siz
     return ImageTask(f"target[sim={similarity:g}]", *parts["train"], *parts["test"], classes=classes,
                      info=dict(kind="target", similarity=float(similarity), novel_factor_slots=novel,
                                seed=seed, n_per_class=n_per_class), x_val=x_val, y_val=y_val,
-                     sealed=_sealed(seal, n_val_per_class))
+                     sealed=sealed_default(seal, n_val_per_class))
 
 
-def _sealed(seal: bool | None, n_val: int) -> bool:
+def sealed_default(seal: bool | None, n_val: int) -> bool:
     return n_val > 0 if seal is None else bool(seal)
 
 
@@ -275,4 +329,17 @@ def digits_task(n_per_class: int, *, seed: int = 0, size: int = 32, n_test_per_c
     return ImageTask("digits", x[tr], y_all[tr], x[te], y_all[te], classes=tuple(str(i) for i in range(10)),
                      info=dict(kind="digits", seed=seed, n_per_class=n_per_class),
                      x_val=x[va] if has_val else None, y_val=y_all[va] if has_val else None,
-                     sealed=_sealed(seal, n_val_per_class))
+                     sealed=sealed_default(seal, n_val_per_class))
+
+
+# out-of-distribution splits and regression targets live in their own modules; their public names are here
+from ._ood import OOD_KNOBS, check_shift, ood_split  # noqa: E402 - they build on render() and target_task() above
+
+# the regression targets (rotation, size, position, colour) live in their own module; their public names are here
+from ._regression import (  # noqa: E402 - they build on render() and target_classes() above
+    REGRESSION_TARGETS,
+    ROTATION_ORDER,
+    RegressionTask,
+    regression_columns,
+    regression_task,
+)

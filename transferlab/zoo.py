@@ -36,40 +36,15 @@ from ._paths import atomic_write, file_lock, home, keep_aside, sha256
 from ._validate import as_key, as_list
 from .device import resolve_device, seeded
 from .kitnet import ARCHITECTURES, KitNet
+from .ssl import SSL_ENTRIES
+from .tasks import TensorLoader
+from .text_zoo import TEXT_ZOO
+from .train import evaluate, fit
+from .world import WORLD_VERSION, source_task
+from .zoo_entry import ZooEntry
 
 __all__ = ["ZooEntry", "ZooSpec", "ZOO", "home", "zoo_dir", "build", "build_all", "load", "status", "manifest",
            "sha256", "is_built", "names"]
-
-
-class ZooEntry:
-    """What the zoo needs from a recipe, whatever the model's domain.
-
-    Subclasses define ``kind`` (``"image"``, ``"text"``), ``description``, and the methods below. The
-    fingerprint must change whenever a change of recipe or of the data it is trained on would change the
-    weights, so that cached files of an old recipe are rebuilt.
-    """
-
-    kind: str = "?"
-    description: str = ""
-
-    def fingerprint(self) -> str:
-        raise NotImplementedError
-
-    def make_model(self) -> nn.Module:
-        """The architecture with its pretraining head, randomly initialised (seeded by the recipe)."""
-        raise NotImplementedError
-
-    def pretrain(self, *, progress: bool, device) -> tuple[nn.Module, dict]:
-        """Train a fresh model; returns it (on the CPU) and what it reached (e.g. ``{"source_test_acc": ...}``)."""
-        raise NotImplementedError
-
-    def summary(self) -> dict:
-        """The recipe's columns for :func:`status` (architecture, data, budget)."""
-        return {}
-
-    def loaded_info(self) -> dict:
-        """What :func:`load` adds to the model's ``pretrained_cfg`` (where its pretraining came from)."""
-        return {}
 
 
 @dataclass(frozen=True)
@@ -97,14 +72,10 @@ class ZooSpec(ZooEntry):
         return model
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True) + f"|world{_WORLD_VERSION}"
+        blob = json.dumps(asdict(self), sort_keys=True) + f"|world{WORLD_VERSION}"
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def pretrain(self, *, progress: bool, device) -> tuple[KitNet, dict]:
-        from .tasks import TensorLoader
-        from .train import evaluate, fit
-        from .world import source_task
-
         model = self.make_model()
         task = source_task(self.n_per_class, seed=self.seed, label=self.label, n_test_per_class=25)
         if self.epochs > 0:
@@ -127,7 +98,6 @@ class ZooSpec(ZooEntry):
         return dict(source=f"transfer world, {self.label} labels")
 
 
-_WORLD_VERSION = 1  # bump when the world's rendering changes, so cached models are rebuilt
 
 ZOO: dict[str, ZooEntry] = {
     "kitnet_s-src": ZooSpec("kitnet_s", description="small plain CNN, full source task"),
@@ -141,6 +111,10 @@ ZOO: dict[str, ZooEntry] = {
     "kitnet_m-noisy": ZooSpec("kitnet_m", label_noise=0.7, epochs=2, description="70% of source labels random"),
     "kitnet_m-random": ZooSpec("kitnet_m", epochs=0, description="not pretrained: random weights (a baseline)"),
 }
+# the text recipes (kind "text", lesson 06): importing them loads no NLP library until a text model is built
+ZOO.update(TEXT_ZOO)
+# the self-supervised recipes (lesson 04): the SimCLR model and its per-epoch checkpoints
+ZOO.update(SSL_ENTRIES)
 
 
 def zoo_dir() -> Path:
@@ -361,11 +335,6 @@ def status() -> list[dict]:
                          source_test_acc=entry.get("source_test_acc"), description=spec.description))
     return rows
 
-
-
-# The text recipes (kind "text", lesson 06) register themselves into ZOO when their module is imported; it imports
-# no NLP library until a text model is built or loaded, so this costs the image lessons nothing.
-from . import text_zoo as _text_zoo  # noqa: E402, F401
 
 
 def names(kind: str | None = None) -> list[str]:

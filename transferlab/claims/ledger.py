@@ -25,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from .._paths import atomic_write, home, keep_aside
+from .manifest import MANIFEST
 from .rules import VERDICTS, Rule
 
 __all__ = ["VERDICTS", "DEFAULT_SETTING", "RECORD_KEYS", "Ledger", "results_dir", "read_ledger", "load_records"]
@@ -118,8 +119,6 @@ class Ledger:
         ('reproduced', 'compare')
         >>> del os.environ["TRANSFERLAB_RESULTS"]
         """
-        from .manifest import MANIFEST
-
         if not isinstance(rule, Rule):
             raise TypeError(f"rule must be a transferlab.claims rule (Compare, Band, Across), got "
                             f"{type(rule).__name__}")
@@ -138,7 +137,7 @@ class Ledger:
         rec = self.record(claim_id, claim=claim, measured=measured, verdict=verdict.verdict,
                           value=dict(estimate=verdict.estimate, interval=[lo, hi], n=verdict.n),
                           source=source or (entry.source if entry else ""), display=False)
-        rec.update(rule=rule.spec(), rule_text=rule.describe(), inputs=inputs,
+        rec.update(rule=_finite_json(rule.spec()), rule_text=rule.describe(), inputs=inputs,
                    evidence=_finite_json(verdict.as_dict()))
         json.dumps(rec, allow_nan=False)
         self.records[claim_id] = rec

@@ -115,7 +115,8 @@ class Compare(Rule):
     ``paired=True`` pairs the arms seed by seed (same seeds, same data: the usual case in the kit).
 
     Verdict: interval above 0 and mean >= ``min_effect`` -> reproduced; above 0 but smaller -> partly; interval
-    covering 0 -> not at this scale; interval below 0 -> contradicted.
+    covering 0 -> not at this scale; interval below 0 -> contradicted. With ``log=True`` the verdict's estimate
+    and interval are reported as ratios (the geometric mean ratio, and its interval), not as logs.
 
     Examples
     --------
@@ -165,8 +166,12 @@ class Compare(Rule):
             verdict, why = "contradicted", f"the {unit} is below 0: the other arm is better"
         else:
             verdict, why = "not at this scale", f"the interval of the {unit} covers 0: no detectable difference"
-        return Verdict(verdict, effect, (lo, hi), n, why, dict(arms={self.better: a.mean().item(),
-                                                                     self.worse: b.mean().item()}))
+        if self.log:  # report ratios, as Band does: 10x rather than 1.0 on a log10 scale
+            effect, lo, hi = 10**effect, 10**lo, 10**hi
+            arms = {self.better: float(10 ** a.mean()), self.worse: float(10 ** b.mean())}  # geometric means
+        else:
+            arms = {self.better: float(a.mean()), self.worse: float(b.mean())}
+        return Verdict(verdict, effect, (lo, hi), n, why, dict(arms=arms, scale="ratio" if self.log else "difference"))
 
     def describe(self) -> str:
         what = "ratio" if self.log else "difference"

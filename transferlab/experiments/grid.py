@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from .._validate import as_int, as_list, as_seed
+from ..parallel import _map, get_executor
 from .cache import ResultCache, results_frame
 from .config import RunConfig
 from .model import stages_of
@@ -41,10 +42,20 @@ def _cached_run(n_per_class: int, similarity: float | str, strategy: str, k: int
     return dict(row, cached=False)
 
 
+def _grid_run(key: tuple, config: RunConfig, device) -> dict:
+    """One run of a grid, as a worker runs it: :func:`run_one` at ``key`` (importable, so it pickles by name)."""
+    return run_one(*key, config=config, device=device)
+
+
+def _run_label(key: tuple) -> str:
+    n, sim, strategy, k, seed = key
+    return f"n={n} sim={sim_label(sim)} {strategy} k={k} seed={seed}"
+
+
 def run_grid(sizes: int | Sequence[int], similarities: float | str | Sequence[float | str],
              plan: str | Iterable | None = None, seeds: int | Sequence[int] = (0, 1, 2), *,
              config: RunConfig | None = None, cache: ResultCache | None = None, device=None, progress: bool = True,
-             desc: str = "grid"):
+             desc: str = "grid", executor=None):
     """Run every (size, similarity, seed, strategy) combination; returns a tidy DataFrame, one row per run.
 
     Parameters
@@ -54,14 +65,23 @@ def run_grid(sizes: int | Sequence[int], similarities: float | str | Sequence[fl
         accepted as sizes and seeds.
     plan : strategies, each a name or a ``(name, k)`` pair (a single name or pair is a plan of one; default:
         :func:`transferlab.experiments.default_plan`).
-    cache : rows found there are reused (their ``cached`` column is True), new rows are stored there.
+    cache : rows found there are reused (their ``cached`` column is True) and never sent to the executor; new
+        rows are stored there as they finish (by this process, so workers need no access to it).
+    device : where each run trains. ``None`` (the kit's default) or a plain ``"cuda"`` means each worker's own
+        device when an executor is given (see :mod:`transferlab.parallel`).
+    executor : ``None``: one run after the other in this process (or ``$TRANSFERLAB_EXECUTOR``); a string
+        (``"processes:4"``, ``"dask:8"``, ``"dask:tcp://host:8786"``) or any ``concurrent.futures.Executor``
+        (:func:`transferlab.parallel.process_pool`, :func:`transferlab.parallel.local_cluster`): the runs go
+        there in parallel. Each run seeds itself, so the table is the same (on the CPU at one torch thread,
+        bitwise, but for ``seconds``).
 
-    Every run draws its random numbers from its own seed: the caller's random state is left as it was.
+    Every run draws its random numbers from its own seed: the caller's random state is left as it was. A run that
+    fails raises :class:`transferlab.parallel.RunFailed` naming its coordinates (rows finished before are cached).
 
     Returns
     -------
     pandas.DataFrame with ``RESULT_COLUMNS`` first, then the other keys of :func:`run_one`'s rows and
-    ``cached``.
+    ``cached``, in the order of the grid (sizes, similarities, seeds, plan) whatever order the runs finished in.
 
     Examples
     --------
@@ -79,19 +99,26 @@ def run_grid(sizes: int | Sequence[int], similarities: float | str | Sequence[fl
     sizes = [as_int("n_per_class", n, min=1) for n in as_list("sizes", sizes)]
     similarities = [as_target(s) for s in as_list("similarities", similarities)]
     seeds = [as_seed(s) for s in as_list("seeds", seeds)]
+    executor = get_executor(executor)  # a bad executor fails before any run
     fingerprint = config.fingerprint()
-    rows = []
-    total = len(sizes) * len(similarities) * len(seeds) * len(plan)
-    with tqdm(total=total, desc=desc, disable=not progress) as bar:
-        for n in sizes:
-            for sim in similarities:
-                for seed in seeds:
-                    for name, k in plan:
-                        bar.set_postfix_str(f"n={n} sim={sim_label(sim)} {name} k={k} seed={seed}")
-                        rows.append(_cached_run(n, sim, name, k, seed, config=config, fingerprint=fingerprint,
-                                                cache=cache, device=device))
-                        bar.update(1)
-    return results_frame(rows)
+    keys = [run_key(n, sim, name, k, seed, config=config)
+            for n in sizes for sim in similarities for seed in seeds for name, k in plan]
+    rows: dict[tuple, dict] = {}
+    for key in dict.fromkeys(keys):
+        row = cache.get(fingerprint, *key) if cache is not None else None
+        if row is not None:
+            rows[key] = dict(row, cached=True)
+    todo = [key for key in dict.fromkeys(keys) if key not in rows]
+
+    def store(_, item, row):
+        if cache is not None:
+            cache.put(row)
+        rows[item[0]] = dict(row, cached=False)
+
+    with tqdm(total=len(rows) + len(todo), initial=len(rows), desc=desc, disable=not progress) as bar:
+        _map(_grid_run, [(key, config, device) for key in todo], executor, star=True,
+             label=lambda item: _run_label(item[0]), on_result=store, bar=bar)
+    return results_frame([rows[key] for key in keys])
 
 
 def make_recompute(config: RunConfig | None = None, cache: ResultCache | None = None,

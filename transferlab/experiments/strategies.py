@@ -1,7 +1,7 @@
 """Strategies as data: how a pretrained model is adapted to a target task, and which plans of them a grid runs.
 
 A :class:`Strategy` has no code; :func:`transferlab.experiments.run_one` reads its fields. :data:`STRATEGIES`
-holds the six of lesson 01, :func:`get_strategy` looks one up by name (with a "did you mean" for a typo),
+holds the seven of lesson 01, :func:`get_strategy` looks one up by name (with a "did you mean" for a typo),
 :func:`default_plan` lists every (strategy, k) pair of the lesson and :func:`as_plan` checks a plan someone wrote.
 
 Examples
@@ -40,6 +40,10 @@ class Strategy:
         except in the joint phase of ``head_first``, where the head is no longer new.
     discriminative : bool
         Per-stage learning rates: stage ``i`` of ``n`` gets ``lr_scratch * layer_decay ** (n - i)``.
+    keep_bn_stats : bool
+        Every BatchNorm layer keeps the pretrained running statistics while the weights are fine-tuned (Keras's
+        ``base_model(x, training=False)`` idiom): the features a probe was fit on are the features the joint
+        phase starts from, whatever the target's own statistics.
     k_rule : {"zero", "all", "any"}
         What ``k`` (the number of frozen stages, counted from the input) may be: always 0, always all
         stages, or any of 0..n_stages (for ``head_first``: the stages that stay frozen in the joint phase).
@@ -60,6 +64,7 @@ class Strategy:
     base_lr: str = "finetune"
     discriminative: bool = False
     k_rule: str = "zero"
+    keep_bn_stats: bool = False
 
     def __post_init__(self):
         as_choice("base_lr", self.base_lr, ("finetune", "scratch"))
@@ -109,8 +114,12 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("finetune-scratch-lr", "fine-tune the whole model at the from-scratch LR", base_lr="scratch"),
         Strategy("scratch", "random weights, the whole model trained at the from-scratch LR", pretrained=False,
                  base_lr="scratch"),
-        Strategy("head-first", "fit the new head with the base frozen, then fine-tune jointly at the small LR "
-                 "(k stages stay frozen)", head_first=True, k_rule="any"),
+        Strategy("head-first", "fit the new head with the base frozen (a probe: LP), then fine-tune jointly at the "
+                 "small LR with BatchNorm statistics kept (FT); k stages stay frozen", head_first=True, k_rule="any",
+                 keep_bn_stats=True),
+        Strategy("all-at-once", "head-first's counterpart with a random head: fine-tune jointly from the start "
+                 "(the head at the from-scratch LR, the base at the small LR), BatchNorm statistics kept; k stages "
+                 "stay frozen", k_rule="any", keep_bn_stats=True),
         Strategy("discriminative-lr", "fine-tune everything; each stage's LR is layer_decay times the LR of the "
                  "stage above it (the head gets the from-scratch LR)", discriminative=True),
     )
@@ -128,8 +137,8 @@ def get_strategy(name: str) -> Strategy:
     >>> get_strategy("freez")
     Traceback (most recent call last):
     ...
-    KeyError: "no strategy named 'freez'. Did you mean 'freeze'? Known: ['discriminative-lr', 'finetune-scratch-lr', \
-'freeze', 'head-first', 'probe', 'scratch']"
+    KeyError: "no strategy named 'freez'. Did you mean 'freeze'? Known: ['all-at-once', 'discriminative-lr', \
+'finetune-scratch-lr', 'freeze', 'head-first', 'probe', 'scratch']"
     """
     return as_key("strategy", name, STRATEGIES)
 
@@ -150,25 +159,26 @@ def strategy_label(strategy: str, k: int, stages: Sequence[str]) -> str:
             return "fine-tune all, small LR (k=0)"
         frozen = stages[0] if k == 1 else f"{stages[0]}..{stages[k - 1]}"
         return f"freeze {frozen} (k={k})"
-    if strategy == "head-first" and k:
-        return f"head-first, k={k} kept frozen"
+    if strategy in ("head-first", "all-at-once") and k:
+        return f"{strategy}, k={k} kept frozen"
     return {"probe": "linear probe (head only)", "finetune-scratch-lr": "fine-tune all, scratch LR",
-            "scratch": "from scratch", "head-first": "head-first, then all",
-            "discriminative-lr": "discriminative LRs"}[strategy]
+            "scratch": "from scratch", "head-first": "head first, then all (LP-FT)",
+            "all-at-once": "all at once, random head (FT)", "discriminative-lr": "discriminative LRs"}[strategy]
 
 
 def default_plan(n_stages: int) -> list[tuple[str, int]]:
-    """Every strategy of the lesson: probe (k = all), freeze k = 0..n-1, and the other four at their k.
+    """Every strategy of the lesson: probe (k = all), freeze k = 0..n-1, and the other five at their k.
 
     Examples
     --------
     >>> default_plan(2)
     [('probe', 2), ('freeze', 0), ('freeze', 1), ('finetune-scratch-lr', 0), ('scratch', 0), \
-('head-first', 0), ('discriminative-lr', 0)]
+('head-first', 0), ('all-at-once', 0), ('discriminative-lr', 0)]
     """
     n_stages = as_int("n_stages", n_stages, min=1)
     return ([("probe", n_stages)] + [("freeze", k) for k in range(n_stages)]
-            + [("finetune-scratch-lr", 0), ("scratch", 0), ("head-first", 0), ("discriminative-lr", 0)])
+            + [("finetune-scratch-lr", 0), ("scratch", 0), ("head-first", 0), ("all-at-once", 0),
+               ("discriminative-lr", 0)])
 
 
 def as_plan(plan: str | tuple | Iterable, n_stages: int) -> list[tuple[str, int]]:

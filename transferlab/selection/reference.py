@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .._validate import as_seed
-from ..checks import CheckResult
+from ..checks import CheckResult, exercise_solution
 from .inputs import as_logme_inputs
 from .logme import BOUND, RTOL
 
@@ -80,6 +80,10 @@ def logme_naive(features, targets, *, regression: bool = False, device=None, rto
     return float(np.mean(scores.cpu().numpy()))
 
 
+@exercise_solution("def $fn(features, y, alpha, beta):\n    import torch\n\n    n = len(y)\n"
+                   "    cov = torch.eye(n, dtype=features.dtype) / beta + features @ features.T / alpha\n"
+                   "    normal = torch.distributions.MultivariateNormal(torch.zeros(n, dtype=features.dtype), cov)\n"
+                   "    return float(normal.log_prob(y)) / n", answer="fn")
 def check_evidence(fn, *, seed: int = 0) -> CheckResult:
     """Check a learner's ``fn(features, y, alpha, beta) -> float``: the log evidence per sample.
 
@@ -124,12 +128,14 @@ def check_evidence(fn, *, seed: int = 0) -> CheckResult:
                 got = float(out)
             except (TypeError, ValueError):
                 hint = " (did you forget to `return` it?)" if out is None else ""
-                return CheckResult(False, f"{name} returned {out!r:.60} {where}: expected a number, the log "
-                                          f"evidence per sample{hint}")
+                return CheckResult.general(False, f"{name} returned {out!r:.60} {where}: expected a number, the log "
+                                                  f"evidence per sample{hint}")
             if not abs(got - want) <= 1e-8 * max(1.0, abs(want)):
                 hint = ""
                 if math.isfinite(got) and abs(got - n * want) <= 1e-8 * max(1.0, abs(n * want)):
                     hint = " That is N times the answer: divide the log evidence by N."
-                return CheckResult(False, f"{name} {where}: expected {want:.10f}, got {got!r}.{hint}")
+                return CheckResult(False, f"{name} {where}: expected {want:.10f}, got {got!r}.{hint}",
+                                   graded_message=f"{name} {where}: got {got!r}, not the Gaussian marginal likelihood "
+                                                  f"per sample.{hint}")
     return CheckResult(True, f"{name}: the log evidence per sample is right in both regimes (N=40, D=6 and "
                              f"N=8, D=20), at 3 (alpha, beta) each")

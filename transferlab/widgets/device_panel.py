@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..device import get_default_device, set_default_device
+from ..models import create_model
 from ._hardware import GIB, batch_size_hint, device_inventory, mps_available
 from ._panel import Panel
 
@@ -45,8 +46,6 @@ class DevicePanel(Panel):
 
     def __init__(self, model: nn.Module | None = None, input_size: tuple[int, ...] = (3, 32, 32)):
         if model is None:
-            from ..models import create_model
-
             model = create_model("kitnet_m", 10, device="cpu")
         self.model, self.input_size = model, tuple(input_size)
         self.info = W.HTML()

@@ -16,6 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .. import freeze
+from ..freeze import bn_behaviour, is_batchnorm
 from ._panel import Panel
 
 __all__ = ["FreezeExplorer"]
@@ -27,8 +29,6 @@ def _bn_label(module: nn.Module) -> str | None:
     ``module`` is not BatchNorm. Read from the one BatchNorm mechanism (:func:`transferlab.freeze.bn_behaviour`),
     so the label always agrees with what the layer does, under a freeze pin or a lesson-05 regime alike.
     """
-    from ..freeze import bn_behaviour, is_batchnorm
-
     if not is_batchnorm(module):
         return None
     b = bn_behaviour(module)
@@ -64,7 +64,6 @@ class FreezeExplorer(Panel):
 
     def __init__(self, model: nn.Module, *, optimizer: torch.optim.Optimizer | None = None, max_depth: int = 2,
                  freeze_bn_stats: bool = True):
-        from .. import freeze  # noqa: F401  (fail early with a clear ImportError if the module is missing)
 
         if not isinstance(model, nn.Module):
             raise TypeError(f"FreezeExplorer expects a torch.nn.Module, got {type(model).__name__}")
@@ -103,7 +102,6 @@ class FreezeExplorer(Panel):
         return handler
 
     def _apply(self, name: str, frozen: bool):
-        from .. import freeze
 
         if frozen:
             changed = freeze.freeze_by_names(self.model, [name], freeze_bn_stats=self.freeze_bn_stats)

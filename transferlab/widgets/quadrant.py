@@ -25,7 +25,8 @@ class QuadrantExplorer(Panel):
     """Lesson 01: pick data size, similarity and k; see every strategy's accuracy there (mean ± std over seeds).
 
     ``results`` has one row per run with at least the columns ``n_per_class, similarity, strategy, k, seed,
-    acc`` (as ``transferlab.experiments.run_grid`` returns; ``k`` = stages frozen). Strategies run at several
+    acc`` (as ``transferlab.experiments.run_grid`` returns: ``acc`` is validation accuracy, the number choices are
+    made on; ``k`` = stages frozen). Strategies run at several
     k (``k_strategies``; by default those with more than one k in ``results``) are shown at the chosen k on
     the left and over all k on the right; the others at their only k. With ``recompute(n_per_class,
     similarity, strategy, k, seed) -> dict row`` (``transferlab.experiments.make_recompute``) the "Run this
@@ -103,7 +104,7 @@ class QuadrantExplorer(Panel):
         fig, (ax, ax_k) = new_figure(2, 4.6, 3.0)
         labels = [self._label(s, k) for s, k in zip(t["strategy"], t["k"], strict=True)]
         ax.barh(labels[::-1], t["mean"][::-1], xerr=t["std"][::-1], color="C0", alpha=0.8, capsize=3)
-        ax.set(xlabel="test accuracy", title=f"n={self.n_slider.value}/class, similarity={self.sim_slider.value}",
+        ax.set(xlabel="validation accuracy", title=f"n={self.n_slider.value}/class, similarity={self.sim_slider.value}",
                xlim=(0, 1))
         here = self._here()
         for i, s in enumerate(self.k_strategies):
@@ -115,7 +116,7 @@ class QuadrantExplorer(Panel):
         if ax_k.lines:
             ax_k.axvline(self.k_slider.value, color="0.5", ls=":")
             ax_k.legend(fontsize=7)
-        ax_k.set(xlabel="k (stages frozen)", ylabel="test accuracy", title="accuracy vs k here")
+        ax_k.set(xlabel="k (stages frozen)", ylabel="validation accuracy", title="accuracy vs k here")
         return fig
 
     def update(self) -> None:

@@ -14,6 +14,7 @@ import ipywidgets as W
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..landscape import ray_width
 from ._panel import Panel, check_frame, figure_png, new_figure
 
 __all__ = ["RayExplorer"]
@@ -88,8 +89,6 @@ class RayExplorer(Panel):
 
     def widths(self) -> pd.DataFrame:
         """``landscape.ray_width`` of the selected rays within the range (one row per solution and ray)."""
-        from ..landscape import ray_width
-
         sel = self._selected()
         if sel.empty:
             return pd.DataFrame(columns=["solution", "ray", "base", "threshold", "width", "reached"])

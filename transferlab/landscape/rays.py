@@ -1,58 +1,23 @@
-"""Loss landscapes along rays: random directions, evaluation along ``w + t * d``, and the width of an optimum.
-
-This follows the SWA paper's Figure 4 (Izmailov et al., 2018): from a solution ``w``, draw directions ``d``
-uniformly on the unit sphere of the *whole* weight vector, and measure test error and train loss at
-``w + t * d`` for growing ``t`` (then ``t`` is the Euclidean distance from ``w``). Because BatchNorm statistics
-belong to the weights that produced them, they are recomputed at every point (as the authors' plane code
-does) on a fixed set of training batches.
-
-Two kinds of direction:
-
-- ``"sphere"`` (the paper's): ``d = g / ||g||`` with ``g ~ N(0, I)`` over every parameter. Isotropic, so
-  distances are comparable between two solutions *of the same network*; but a layer with small weights is
-  perturbed relatively more than a layer with large ones, and rescaling a layer before BN (which leaves the
-  function unchanged) changes the picture.
-- ``"filter"`` (Li et al., 2018, "Visualizing the loss landscape"): per output filter (row of a conv or
-  linear weight) the Gaussian direction is rescaled to the norm of that filter of ``w``; BN and bias
-  parameters get zero. This removes the scale invariance, at the price that ``d`` depends on ``w``:
-  rays from two solutions then use different directions, and ``t`` is a fraction of each filter's norm, not
-  a Euclidean distance (the ``distance`` column still reports ``t * ||d||``).
-
-Evaluation results are a :class:`pandas.DataFrame` with one row per point, the structure the notebooks and
-widgets read (see :data:`RAY_COLUMNS`).
-"""
+"""Evaluation along ``w + t * d``: every point's test error and train loss, BatchNorm statistics recomputed at
+each point, the model restored exactly afterwards."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.nn.utils import vector_to_parameters
 from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
-from ._validate import as_choice, as_float, as_int, as_list, as_seed
-from .bn_pin import is_batchnorm
-from .checks import CheckResult
-from .device import model_device, resolve_device, seeded
-from .train import evaluate
+from .._validate import as_float, as_int, as_list
+from ..bn_pin import is_batchnorm
+from ..device import model_device, resolve_device
+from ..train import evaluate
+from .directions import flat_weights
 
-__all__ = [
-    "RAY_COLUMNS",
-    "flat_weights",
-    "random_directions",
-    "materialize",
-    "l2_term",
-    "evaluate_point",
-    "evaluate_rays",
-    "evaluate_line",
-    "ray_width",
-    "width_summary",
-    "check_sphere_direction",
-]
+__all__ = ["RAY_COLUMNS", "materialize", "l2_term", "evaluate_point", "evaluate_rays", "evaluate_line"]
 
 RAY_COLUMNS = ("solution", "ray", "t", "distance", "test_error", "test_loss", "train_loss", "train_ce",
                "train_error")
@@ -64,60 +29,6 @@ weight space; test_error, test_loss : on the test batches, eval mode; train_ce, 
 batches, eval mode; train_loss : ``train_ce + weight_decay / 2 * ||w||^2`` (the objective SGD with that weight
 decay minimises, over every parameter).
 """
-
-
-def flat_weights(model: nn.Module) -> torch.Tensor:
-    """Every parameter of ``model`` as one flat vector (a copy; ``parameters_to_vector`` order).
-
-    Examples
-    --------
-    >>> flat_weights(nn.Linear(3, 2)).shape
-    torch.Size([8])
-    """
-    return parameters_to_vector(list(model.parameters())).detach().clone()
-
-
-def random_directions(model: nn.Module, n: int, *, seed: int, normalization: str = "sphere",
-                      device=None) -> torch.Tensor:
-    """``n`` random directions in the model's weight space, as rows of an ``[n, P]`` tensor.
-
-    Parameters
-    ----------
-    n : int
-        Number of directions (rays).
-    seed : int
-        Seeds the draw (on the CPU, so the same seed gives the same directions on every device).
-    normalization : {"sphere", "filter"}
-        ``"sphere"``: uniform on the unit sphere (each row has norm 1). ``"filter"``: Li et al.'s filter
-        normalisation (each filter of ``d`` has the norm of the same filter of the model; BN/bias entries 0).
-    device : where the result lives (``None``: the model's device).
-
-    Examples
-    --------
-    >>> d = random_directions(nn.Linear(3, 2), 4, seed=0)
-    >>> d.shape, torch.allclose(d.norm(dim=1), torch.ones(4))
-    (torch.Size([4, 8]), True)
-    """
-    n, seed = as_int("n", n, min=1), as_seed(seed)
-    normalization = as_choice("normalization", normalization, ("sphere", "filter"))
-    params = list(model.parameters())
-    total = sum(p.numel() for p in params)
-    gen = torch.Generator().manual_seed(seed)
-    g = torch.randn(n, total, generator=gen, dtype=torch.float64)
-    if normalization == "sphere":
-        d = g / g.norm(dim=1, keepdim=True)
-    else:
-        d = torch.zeros_like(g)
-        offset = 0
-        for p in params:
-            k = p.numel()
-            if p.dim() > 1:  # conv / linear weight: one filter per output unit
-                w = p.detach().cpu().double().reshape(p.shape[0], -1)
-                gi = g[:, offset:offset + k].reshape(n, p.shape[0], -1)
-                gi = gi / gi.norm(dim=2, keepdim=True) * w.norm(dim=1)[None, :, None]
-                d[:, offset:offset + k] = gi.reshape(n, k)
-            offset += k
-    return d.float().to(model_device(model) if device is None else resolve_device(device))  # the model stays put
 
 
 def materialize(data: Iterable, *, device=None, max_samples: int | None = None,
@@ -276,7 +187,7 @@ def evaluate_rays(model: nn.Module, directions: torch.Tensor, distances: Sequenc
     >>> from transferlab.world import target_task
     >>> from transferlab.models import create_model
     >>> task = target_task(2, n_test_per_class=2, size=16); m = create_model("kitnet_s", 10)
-    >>> d = random_directions(m, 2, seed=0)
+    >>> from transferlab.landscape import random_directions; d = random_directions(m, 2, seed=0)
     >>> df = evaluate_rays(m, d, [0.0, 5.0], train=task.loader("train"), test=task.loader("test"),
     ...                    bn=task.loader("train"), progress=False)
     >>> df.shape
@@ -347,122 +258,3 @@ def _distances(name: str, values) -> list[float]:
     return out
 
 
-def ray_width(frame, *, metric: str = "test_error", rise: float | None = 0.1, threshold: float | None = None):
-    """Width of the optimum along each ray: the distance at which ``metric`` first exceeds a threshold.
-
-    The threshold is ``metric at distance 0 + rise`` (default: 10 points of test error above the solution's
-    own), or the absolute ``threshold`` when given. The crossing is linearly interpolated between the two
-    grid points around it. A ray that never crosses within the range gets ``NaN`` and ``reached=False``.
-
-    Returns
-    -------
-    pandas.DataFrame with columns solution, ray, base, threshold, width, reached.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> f = pd.DataFrame(dict(solution="a", ray=0, distance=[0.0, 1.0, 2.0], test_error=[0.1, 0.15, 0.35]))
-    >>> float(ray_width(f)["width"][0])
-    1.25
-    """
-    if (rise is None) == (threshold is None):
-        raise ValueError(f"give exactly one of rise= (relative to the solution) or threshold= (absolute); got "
-                         f"rise={rise!r}, threshold={threshold!r}")
-    if rise is not None:  # a rise <= 0 puts the threshold at or below the solution itself: every width 0
-        rise = as_float("rise (how far the metric must climb above the solution's own)", rise, min=0.0,
-                        min_open=True)
-    else:
-        threshold = as_float("threshold", threshold)
-    if metric not in frame.columns:
-        raise KeyError(f"metric {metric!r} is not a column; columns: {list(frame.columns)}")
-    import pandas as pd
-
-    rows = []
-    for (sol, ray), g in frame.groupby(["solution", "ray"], sort=True):
-        g = g.sort_values("distance")
-        dist, val = g["distance"].to_numpy(float), g[metric].to_numpy(float)
-        if not np.isclose(dist[0], 0.0):
-            raise ValueError(f"ray {ray} of {sol!r} does not start at distance 0 (first point {dist[0]}); the width "
-                             f"is measured from the solution itself")
-        base = val[0]
-        thr = base + rise if threshold is None else threshold
-        above = np.nonzero(val > thr)[0]
-        if len(above) == 0:
-            width, reached = float("nan"), False
-        else:
-            i = above[0]
-            if i == 0:
-                width = 0.0
-            else:
-                frac = (thr - val[i - 1]) / (val[i] - val[i - 1])
-                width = float(dist[i - 1] + frac * (dist[i] - dist[i - 1]))
-            reached = True
-        rows.append(dict(solution=sol, ray=int(ray), base=float(base), threshold=float(thr), width=width,
-                         reached=reached))
-    return pd.DataFrame(rows)
-
-
-def width_summary(widths) -> dict:
-    """Mean and std of the width per solution, over rays (``{solution: {"mean", "std", "n", "unreached"}}``).
-
-    Rays that never crossed the threshold (``NaN`` width) are left out of the mean and counted in "unreached".
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> w = pd.DataFrame(dict(solution="a", ray=[0, 1, 2], width=[1.0, 3.0, float("nan")]))
-    >>> width_summary(w)["a"]
-    {'mean': 2.0, 'std': 1.4142135623730951, 'n': 2, 'unreached': 1}
-    """
-    out = {}
-    for sol, g in widths.groupby("solution", sort=True):
-        w = g["width"].to_numpy(float)
-        ok = w[~np.isnan(w)]
-        out[sol] = dict(mean=float(ok.mean()) if len(ok) else float("nan"),
-                        std=float(ok.std(ddof=1)) if len(ok) > 1 else float("nan"), n=int(len(ok)),
-                        unreached=int(np.isnan(w).sum()))
-    return out
-
-
-def check_sphere_direction(fn) -> CheckResult:
-    """Exercise check: does ``fn(n_params, seed)`` draw a direction uniformly on the unit sphere?
-
-    ``fn`` returns a 1-D tensor of ``n_params`` entries. Checked: unit norm, same seed -> same direction,
-    other seed -> other direction, and uniformity (in 2 dimensions over 4000 seeds, half the directions lie
-    within 22.5 degrees of an axis; a direction drawn uniformly *in the square* and normalised gives 0.41).
-    Returns a :class:`~transferlab.checks.CheckResult` that says what is wrong, if anything.
-
-    Examples
-    --------
-    >>> def mine(n, seed):
-    ...     g = torch.randn(n, generator=torch.Generator().manual_seed(seed))
-    ...     return g / g.norm()
-    >>> bool(check_sphere_direction(mine))
-    True
-    """
-    q = "random direction on the sphere"
-    try:
-        with seeded(0):  # a learner's fn may draw from the global stream: never the caller's
-            d = torch.as_tensor(fn(100, 0)).double()
-            same = torch.as_tensor(fn(100, 0)).double()
-            other = torch.as_tensor(fn(100, 1)).double()
-            many = torch.stack([torch.as_tensor(fn(2, s)).double() for s in range(4000)]) if d.shape == (100,) else None
-    except Exception as err:  # noqa: BLE001 - the learner's code: report it, do not crash the check
-        return CheckResult(False, f"{q}: your function raised {type(err).__name__}: {err}")
-    if d.shape != (100,):
-        return CheckResult(False, f"{q}: expected a vector of 100 entries, got shape {tuple(d.shape)}")
-    if abs(float(d.norm()) - 1) > 1e-4:
-        return CheckResult(False, f"{q}: the direction has norm {float(d.norm()):.4f}; it must lie on the unit sphere")
-    if not torch.allclose(d, same):
-        return CheckResult(False, f"{q}: the same seed gave two different directions: draw from a seeded "
-                                  f"torch.Generator")
-    if torch.allclose(d, other):
-        return CheckResult(False, f"{q}: seeds 0 and 1 gave the same direction")
-    angle = torch.atan2(many[:, 1], many[:, 0]) % (math.pi / 2)  # fold the circle onto one quadrant
-    near_axis = float(((angle < math.pi / 8) | (angle > 3 * math.pi / 8)).double().mean())
-    if many.mean(0).abs().max() > 0.05 or abs(near_axis - 0.5) > 0.04:
-        return CheckResult(False, f"{q}: not uniform on the circle (n=2, 4000 seeds): {near_axis:.3f} of the "
-                                  f"directions lie within 22.5 degrees of an axis, expected 0.5; coordinate means "
-                                  f"{many.mean(0).numpy().round(3)}. A normalised Gaussian is uniform on the "
-                                  f"sphere; a normalised uniform-in-the-cube draw crowds the diagonals")
-    return CheckResult(True, f"{q}: right: unit norm, seeded, and uniform on the circle")
