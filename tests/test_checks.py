@@ -8,6 +8,7 @@ import inspect
 import pkgutil
 import re
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -97,6 +98,13 @@ WRONG = {
     "transferlab.landscape.directions.check_sphere_direction": (
         lambda: transferlab.landscape.directions.check_sphere_direction(lambda n, seed: torch.ones(n) / n ** 0.5),
         [], False),
+    "transferlab.backends.check_seed_across": (
+        lambda: transferlab.backends.check_seed_across(transferlab.backends.BackendReport(
+            "torch", None, None, pd.DataFrame([dict(backend="jax", seed=0, compared_with="torch",
+                                                    init_weights_equal=False)]), None, None), True), [], False),
+    "transferlab.repro.check_pins": (
+        lambda: transferlab.repro.check_pins(["seed"], {"seed": 0, "threads": 1}, {"seed": 0, "threads": 2}),
+        ["1 differing pin(s)", "['seed'] do not differ"], True),
     "transferlab.selection.reference.check_evidence": (
         lambda: transferlab.selection.reference.check_evidence(lambda f, y, a, b: -1.0), ["<want>"], True),
 }

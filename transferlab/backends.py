@@ -368,7 +368,7 @@ def check_seed_across(report: BackendReport, answer) -> CheckResult:
         how = "the same" if measured else "different"
         return CheckResult(True, f"Right: with the same seed, {pair} started from {how} weights "
                                  f"({int((same == measured).sum())} of {len(same)} seeds).")
-    return CheckResult(False, f"Not what this run measured: look at the seeds table, rows compared with "
+    return CheckResult.general(False, f"Not what this run measured: look at the seeds table, rows compared with "
                               f"{report.reference!r}. A seed fixes the state of a random number generator, and each "
                               f"backend draws its initial weights with its own generator.")
 
