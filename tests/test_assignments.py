@@ -24,8 +24,9 @@ sys.path.insert(0, str(ROOT / "data_scripts"))
 import make_assignments as MA  # noqa: E402
 
 LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-# Lessons whose exercises are being converted to the '# exercise N' convention right now (other branches).
-NOT_CONVERTED = {"01", "04", "06", "07"}
+# Lessons that cannot be graded yet, and why (expected failures until their exercises are converted).
+NOT_CONVERTED = {"04": "lesson not yet converted: exercise 2's check (the lesson's check_noise_only) states no "
+                       "solution: it needs @exercise_solution(...) or '# solution:' lines"}
 SMOKE_TIMEOUT_S = int(os.environ.get("TRANSFERLAB_SMOKE_TIMEOUT", "300"))
 
 
@@ -39,7 +40,7 @@ def _graded_mode_restored():
 
 
 def _lessons():
-    return [pytest.param(p, id=p.stem, marks=[pytest.mark.xfail(strict=False, reason="lesson not yet converted")]
+    return [pytest.param(p, id=p.stem, marks=[pytest.mark.xfail(strict=False, reason=NOT_CONVERTED[p.stem[:2]])]
                          if p.stem[:2] in NOT_CONVERTED else []) for p in LESSONS]
 
 

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 import transferlab
+import transferlab.backends
 import transferlab.ensembles
+import transferlab.repro
 from transferlab import checks
 from transferlab.checks import CheckResult, check_choice, check_number, render_solution
 
@@ -58,6 +60,18 @@ def _bn_net():
     return nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
 
 
+def _backend_report():
+    import pandas as pd
+
+    from transferlab.backends import BackendReport
+
+    seeds = pd.DataFrame([dict(backend="jax", seed=s, compared_with="torch", init_weights_equal=False) for s in (0, 1)])
+    return BackendReport("torch", None, None, seeds, None, None)
+
+
+PUBLISHED, OTHER = {"seed": 0, "torch threads": 1, "numpy": "1.0"}, {"seed": 0, "torch threads": 2, "numpy": "2.0"}
+
+
 # check, a call with a wrong answer, and the texts of the expected answer that a graded message must not contain
 # (in self-study the first one IS shown where the check reveals it: that shows the test would see a leak)
 WRONG = {
@@ -91,6 +105,10 @@ WRONG = {
         lambda: transferlab.swa.check_running_average(lambda w_swa, w, n: (w_swa + w) / 2), [], False),
     "transferlab.ensembles.check_cyclic_lr": (
         lambda: transferlab.ensembles.check_cyclic_lr(lambda i, c, hi, lo: hi), ["0.082"], True),
+    "transferlab.backends.check_seed_across": (
+        lambda: transferlab.backends.check_seed_across(_backend_report(), True), [], False),
+    "transferlab.repro.check_pins": (
+        lambda: transferlab.repro.check_pins(["torch threads"], PUBLISHED, OTHER), ["1 differing pin", "numpy"], True),
     "transferlab.ensembles.check_ensemble": (
         lambda: transferlab.ensembles.check_ensemble(lambda probs: torch.stack(probs).argmax(2).mode(0).values),
         ["predicts 1", "0.62"], True),
@@ -183,6 +201,9 @@ SOLVED = {
                                                     {}),
     "transferlab.swa.averaging.check_running_average": ("check_running_average(my_average)", {}),
     "transferlab.ensembles.check_cyclic_lr": ("check_cyclic_lr(my_cyclic_lr)", {}),
+    "transferlab.backends.check_seed_across": ("check_seed_across(report, answer)", {"report": _backend_report}),
+    "transferlab.repro.check_pins": ("check_pins(answer, pub, other)", {"pub": lambda: PUBLISHED,
+                                                                        "other": lambda: OTHER}),
     "transferlab.ensembles.check_ensemble": ("check_ensemble(my_ensemble)", {}),
     "transferlab.landscape.directions.check_sphere_direction": ("check_sphere_direction(my_direction)", {}),
     "transferlab.selection.reference.check_evidence": ("check_evidence(my_evidence)", {}),
