@@ -325,4 +325,4 @@ def test_nbgrader_autogrades_right_and_wrong_submissions(path, tmp_path):
         if grade_id.endswith("-test") and int(grade_id[2:-5]) in wrong_ones:
             (err,) = [o for o in cell.outputs if o.output_type == "error"]
             assert err.ename == "AssertionError" and err.evalue.startswith("❌ "), err
-            assert "measured:" not in err.evalue, f"{stem} {grade_id}: the graded message shows the expected value"
+            assert "(measured:" not in err.evalue, f"{stem} {grade_id}: the graded message shows the expected value"
