@@ -74,6 +74,7 @@ def ood_split(task: ImageTask, *, n_test_per_class: int | None = None, n_val_per
 
     Examples
     --------
+    >>> from transferlab.world import target_task
     >>> task = target_task(3, 0.5, n_test_per_class=2, size=16)
     >>> ood = ood_split(task, pose=0.5, noise=1.0)
     >>> ood.classes == task.classes, ood.x_train is task.x_train, len(ood.labels("test", final=True))
