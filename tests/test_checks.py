@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 import transferlab
+import transferlab.backends
 import transferlab.ensembles
+import transferlab.repro
 from transferlab import checks
 from transferlab.checks import CheckResult, check_choice, check_number, render_solution
 
@@ -59,6 +61,17 @@ def _bn_net():
     return nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
 
 
+def _backend_report():
+
+    from transferlab.backends import BackendReport
+
+    seeds = pd.DataFrame([dict(backend="jax", seed=s, compared_with="torch", init_weights_equal=False) for s in (0, 1)])
+    return BackendReport("torch", None, None, seeds, None, None)
+
+
+PUBLISHED, OTHER = {"seed": 0, "torch threads": 1, "numpy": "1.0"}, {"seed": 0, "torch threads": 2, "numpy": "2.0"}
+
+
 # check, a call with a wrong answer, and the texts of the expected answer that a graded message must not contain
 # (in self-study the first one IS shown where the check reveals it: that shows the test would see a leak)
 WRONG = {
@@ -92,19 +105,16 @@ WRONG = {
         lambda: transferlab.swa.check_running_average(lambda w_swa, w, n: (w_swa + w) / 2), [], False),
     "transferlab.ensembles.check_cyclic_lr": (
         lambda: transferlab.ensembles.check_cyclic_lr(lambda i, c, hi, lo: hi), ["0.082"], True),
+    "transferlab.backends.check_seed_across": (
+        lambda: transferlab.backends.check_seed_across(_backend_report(), True), [], False),
+    "transferlab.repro.check_pins": (
+        lambda: transferlab.repro.check_pins(["torch threads"], PUBLISHED, OTHER), ["1 differing pin", "numpy"], True),
     "transferlab.ensembles.check_ensemble": (
         lambda: transferlab.ensembles.check_ensemble(lambda probs: torch.stack(probs).argmax(2).mode(0).values),
         ["predicts 1", "0.62"], True),
     "transferlab.landscape.directions.check_sphere_direction": (
         lambda: transferlab.landscape.directions.check_sphere_direction(lambda n, seed: torch.ones(n) / n ** 0.5),
         [], False),
-    "transferlab.backends.check_seed_across": (
-        lambda: transferlab.backends.check_seed_across(transferlab.backends.BackendReport(
-            "torch", None, None, pd.DataFrame([dict(backend="jax", seed=0, compared_with="torch",
-                                                    init_weights_equal=False)]), None, None), True), [], False),
-    "transferlab.repro.check_pins": (
-        lambda: transferlab.repro.check_pins(["seed"], {"seed": 0, "threads": 1}, {"seed": 0, "threads": 2}),
-        ["1 differing pin(s)", "['seed'] do not differ"], True),
     "transferlab.selection.reference.check_evidence": (
         lambda: transferlab.selection.reference.check_evidence(lambda f, y, a, b: -1.0), ["<want>"], True),
 }
@@ -191,6 +201,9 @@ SOLVED = {
                                                     {}),
     "transferlab.swa.averaging.check_running_average": ("check_running_average(my_average)", {}),
     "transferlab.ensembles.check_cyclic_lr": ("check_cyclic_lr(my_cyclic_lr)", {}),
+    "transferlab.backends.check_seed_across": ("check_seed_across(report, answer)", {"report": _backend_report}),
+    "transferlab.repro.check_pins": ("check_pins(answer, pub, other)", {"pub": lambda: PUBLISHED,
+                                                                        "other": lambda: OTHER}),
     "transferlab.ensembles.check_ensemble": ("check_ensemble(my_ensemble)", {}),
     "transferlab.landscape.directions.check_sphere_direction": ("check_sphere_direction(my_direction)", {}),
     "transferlab.selection.reference.check_evidence": ("check_evidence(my_evidence)", {}),

@@ -29,7 +29,7 @@ import numpy as np
 
 from ._paths import atomic_write, home
 from ._validate import as_float, as_int, as_list, as_seed
-from .checks import CheckResult
+from .checks import CheckResult, exercise_solution
 from .repro import bitwise_equal
 
 __all__ = ["BACKENDS", "INSTALL", "backend_status", "worker_env", "head_data", "shared_weights", "compare",
@@ -336,6 +336,8 @@ def _tables(results: dict, ran: list[str], ref: str | None, setup: dict, seeds: 
     return (pd.DataFrame(diffs), pd.DataFrame(seed_rows), pd.DataFrame(acc_rows), pd.DataFrame(timing))
 
 
+@exercise_solution("_rows = $report.seeds[$report.seeds['compared_with'] == $report.reference]  # section 1's seeds "
+                   "table\n$answer = bool(_rows['init_weights_equal'].astype(bool).all())", answer="answer")
 def check_seed_across(report: BackendReport, answer) -> CheckResult:
     """Exercise: does ``keras.utils.set_random_seed`` give the same initial weights on two backends?
 
@@ -353,14 +355,14 @@ def check_seed_across(report: BackendReport, answer) -> CheckResult:
     False
     """
     if answer is None:
-        return CheckResult(False, "no answer yet: replace the None with True or False")
+        return CheckResult.general(False, "no answer yet: replace the None with True or False")
     if not isinstance(answer, (bool, np.bool_)):
-        return CheckResult(False, f"expected True or False, got {answer!r}")
+        return CheckResult.general(False, f"expected True or False, got {answer!r}")
     seeds = report.seeds
     rows = seeds[seeds["compared_with"] == report.reference] if seeds is not None and len(seeds) else seeds
     if rows is None or not len(rows):
-        return CheckResult(False, "this run has no second backend to compare with (install one: see the status "
-                                  "table); nothing to check")
+        return CheckResult.general(False, "this run has no second backend to compare with (install one: see the "
+                                          "status table); nothing to check")
     same = rows["init_weights_equal"].astype(bool)
     measured = bool(same.all())
     pair = f"{rows['backend'].iloc[0]} and {report.reference}"
@@ -369,8 +371,8 @@ def check_seed_across(report: BackendReport, answer) -> CheckResult:
         return CheckResult(True, f"Right: with the same seed, {pair} started from {how} weights "
                                  f"({int((same == measured).sum())} of {len(same)} seeds).")
     return CheckResult.general(False, f"Not what this run measured: look at the seeds table, rows compared with "
-                              f"{report.reference!r}. A seed fixes the state of a random number generator, and each "
-                              f"backend draws its initial weights with its own generator.")
+                                      f"{report.reference!r}. A seed fixes the state of a random number generator, "
+                                      f"and each backend draws its initial weights with its own generator.")
 
 
 def _savez(tmp: str, arrays: dict) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validate import as_choice, as_float, as_int, as_seed
-from .checks import CheckResult
+from .checks import CheckResult, exercise_solution
 
 __all__ = ["bitwise_equal", "pins", "compare_pins", "check_pins", "thread_counts", "RECIPES", "train_recipe",
            "run_threads"]
@@ -192,6 +192,8 @@ def compare_pins(published: Mapping, here: Mapping):
                          for k in keys])
 
 
+@exercise_solution("from transferlab.repro import compare_pins\n\n_pins = compare_pins($published, $other)\n"
+                   "$answer = sorted(_pins.loc[~_pins['same'], 'pin'])  # the rows that differ", answer="answer")
 def check_pins(answer, published: Mapping, other: Mapping) -> CheckResult:
     """Exercise: which pins differ between ``published`` and ``other``? ``answer``: a pin name or a list of them.
 
@@ -203,21 +205,24 @@ def check_pins(answer, published: Mapping, other: Mapping) -> CheckResult:
     False
     """
     if answer is None or (isinstance(answer, (list, tuple, set)) and not answer):
-        return CheckResult(False, "no answer yet: replace the None with a pin name or a list of them")
+        return CheckResult.general(False, "no answer yet: replace the None with a pin name or a list of them")
     given = {answer} if isinstance(answer, str) else set(answer)
     table = compare_pins(published, other)
     differ = set(table.loc[~table["same"], "pin"])
     if given == differ:
         return CheckResult(True, f"Right: the pins that differ are {sorted(differ)}.")
     missing, extra = sorted(differ - given), sorted(given - differ)
-    why = []
+    why, general = [], []
     if missing:
         why.append(f"{len(missing)} differing pin(s) are missing from your answer")
+        general.append("pins that differ are missing from your answer")
     if extra:
         why.append(f"{extra} do not differ" if set(extra) <= set(table["pin"]) else f"{extra} are not pins of "
                    f"these records (names as in compare_pins: {table['pin'].tolist()[:4]}, ...)")
-    return CheckResult(False, "Not yet: " + "; ".join(why) + ". Put the two records side by side with "
-                              "compare_pins(published, other).")
+        general.append(why[-1] if not set(extra) <= set(table["pin"]) else "your answer names pins that do not differ")
+    advice = ". Put the two records side by side with compare_pins(published, other)."
+    return CheckResult(False, "Not yet: " + "; ".join(why) + advice,
+                       graded_message="Not yet: " + "; ".join(general) + advice)
 
 
 def train_recipe(task, *, model: str, recipe: str, seed: int, epochs: int = 8, head_epochs: int = 2,
