@@ -28,7 +28,7 @@ import torch
 from ._validate import as_float, as_int, as_seed
 
 __all__ = ["Task", "ImageTask", "TensorLoader", "TooFewImagesError", "SealedSplitError", "stratified_indices",
-           "split_seed", "map_images", "split_images", "WORLD_MEAN", "WORLD_STD"]
+           "split_seed", "epoch_order", "map_images", "split_images", "WORLD_MEAN", "WORLD_STD"]
 
 # Per-channel statistics of the world's source task (measured on 50k images, seed 0); the zoo's models expect
 # inputs normalised with them, just as ImageNet models expect ImageNet's.
@@ -103,6 +103,21 @@ def split_seed(seed: int, part: str, what: str) -> int:
     return h
 
 
+def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int) -> torch.Tensor:
+    """The order in which a loader visits ``n`` examples in ``epoch``: seeded, different every epoch, reproducible.
+
+    Examples
+    --------
+    >>> epoch_order(4, shuffle=False, seed=0, epoch=3).tolist()
+    [0, 1, 2, 3]
+    >>> torch.equal(epoch_order(5, shuffle=True, seed=1, epoch=0), epoch_order(5, shuffle=True, seed=1, epoch=0))
+    True
+    """
+    if not shuffle:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
 class TensorLoader:
     """Mini-batches of normalised float images from uint8 tensors held in memory.
 
@@ -141,11 +156,7 @@ class TensorLoader:
         return len(self.x)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self._epoch))
-        else:
-            order = torch.arange(n)
+        order = epoch_order(len(self.x), shuffle=self.shuffle, seed=self.seed, epoch=self._epoch)
         self._epoch += 1
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._validate import as_choice, as_int, as_seed
-from .tasks import Task
+from .tasks import Task, epoch_order
 
 __all__ = ["HEAD_KINDS", "IGNORE_INDEX", "TextTask", "EncodedTextTask", "TextLoader"]
 
@@ -245,11 +245,7 @@ class TextLoader:
         return len(self.y)
 
     def __iter__(self) -> Iterator[tuple[dict, torch.Tensor]]:
-        n = len(self.y)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self._epoch))
-        else:
-            order = torch.arange(n)
+        order = epoch_order(len(self.y), shuffle=self.shuffle, seed=self.seed, epoch=self._epoch)
         self._epoch += 1
         for i in range(len(self)):
             idx = order[i * self.batch_size: (i + 1) * self.batch_size]
